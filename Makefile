@@ -1,0 +1,36 @@
+# Two commands do all set-up: `make demo` and `make test`. Each creates .venv if missing and installs into it.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo-output
+DEMO_FAULT ?= libvirt_domain_failure
+
+export HF_HUB_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test install bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "openstack-rca needs Python 3.11 (set PYTHON=python3.11)")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(DEMO_DIR)
+	$(VENV)/bin/rca simulate --fault $(DEMO_FAULT) --out $(DEMO_DIR)/logs --lines 6000 --seed 7
+	$(VENV)/bin/rca parse $(DEMO_DIR)/logs
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/parse_accuracy.py
+	$(PY) benchmarks/parse_throughput.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

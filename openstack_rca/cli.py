@@ -1,0 +1,230 @@
+"""``rca``: the command-line shell. It parses arguments, calls the library, and renders; no logic of its own.
+
+Every command takes ``--json``. Errors end in one line on stderr that says what to do, with exit code 2 for bad
+input (missing path, bad argument or config) and 1 for anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import __version__
+from .config import RCAConfig, load
+from .errors import InputNotFound, InvalidInput, RCAError
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+# -- commands ------------------------------------------------------------------------------------------------
+def cmd_parse(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    from . import console
+    from .parse import Parser, iter_records, reader
+    from .parse.stats import overview
+
+    if args.workers is not None:
+        from dataclasses import replace
+
+        cfg = cfg.replace(parse=replace(cfg.parse, workers=args.workers))
+    files = reader.discover(args.paths)  # fail fast on a missing path, before any work
+    total = sum(f.stat().st_size for f in files)
+    parser = Parser(cfg, use_cache=False if args.no_cache else None)
+    with console.byte_progress("parsing", total) as progress:
+        result = parser.parse(args.paths, progress)
+    summary = result.summary()
+    if args.json and not args.summary:
+        write = sys.stdout.write
+        dumps = json.dumps
+        for rec in iter_records(result.table):
+            write(dumps(rec.to_dict(), ensure_ascii=False) + "\n")
+        t = summary["totals"]
+        console.err.print(
+            f"{t['lines']:,} lines -> {t['records']:,} records ({t['continuation']:,} continuation, "
+            f"{t['blank']:,} blank, {t['unparsed']:,} unparsed) in {t['files']} files"
+        )
+        return 0
+    ov = overview(result.table, limit=args.top)
+    if args.json:
+        _print_json({**summary, "overview": ov})
+    else:
+        console.parse_summary(summary, ov)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    from . import simulate
+
+    if args.list:
+        faults = [
+            {"fault": name, "category": f.category, "component": f.component, "description": f.description}
+            for name, f in simulate.FAULTS.items()
+        ]
+        if args.json:
+            _print_json(faults)
+        else:
+            for f in faults:
+                print(f"{f['fault']:<28} {str(f['category']):<20} {f['description']}")
+        return 0
+    if not args.fault or not args.out:
+        raise InvalidInput("rca simulate needs --fault NAME and --out DIR (see rca simulate --list)")
+    truth = simulate.simulate(args.fault, args.out, lines=args.lines, seed=args.seed, layout=args.layout)
+    if args.json:
+        _print_json(truth)
+    else:
+        from . import console
+
+        console.key_values(
+            f"simulated {truth['fault']} -> {args.out}",
+            {
+                "lines": truth["lines"], "files": len(truth["files"]), "layout": truth["layout"],
+                "category": truth.get("category"), "component": truth.get("component"),
+                "started_at": truth.get("started_at"), "root-cause lines": len(truth["root_cause"]),
+                "ground truth": str(Path(args.out) / "ground_truth.json"),
+            },
+        )
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    from .parse.cache import ParsedCache
+    from .parse.templates import TemplateStore
+
+    parsed = ParsedCache(cfg.parsed_cache_dir)
+    tpath = cfg.templates_path
+    if args.cache_cmd == "info":
+        info = {
+            "home": str(cfg.home),
+            "parsed": parsed.info(),
+            "templates": {"path": str(tpath), "templates": len(TemplateStore(tpath)),
+                          "bytes": tpath.stat().st_size if tpath.is_file() else 0},
+        }
+        if args.json:
+            _print_json(info)
+        else:
+            from . import console
+
+            console.key_values("openstack-rca cache", {
+                "home": info["home"],
+                "parsed records": f"{info['parsed']['entries']} files, {info['parsed']['bytes']:,} bytes "
+                                  f"({info['parsed']['path']})",
+                "templates": f"{info['templates']['templates']} templates ({info['templates']['path']})",
+            })
+        return 0
+    cleared: dict[str, int] = {}
+    if args.target in ("all", "parsed"):
+        cleared["parsed"] = parsed.clear()
+    if args.target in ("all", "templates"):
+        n = len(TemplateStore(tpath))
+        for p in (tpath, tpath.with_suffix(".lock")):
+            p.unlink(missing_ok=True)
+        cleared["templates"] = n
+    if args.json:
+        _print_json({"cleared": cleared})
+    else:
+        print("cleared: " + ", ".join(f"{k} ({v})" for k, v in cleared.items()))
+    return 0
+
+
+def cmd_templates(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    from .parse.templates import TemplateStore
+
+    store = TemplateStore(cfg.templates_path)
+    rows = sorted(
+        ({"template_id": k, **vars(v)} for k, v in store.items()), key=lambda r: (-r["count"], r["template_id"])
+    )[: args.limit]
+    if args.json:
+        _print_json(rows)
+    else:
+        from . import console
+
+        console.templates(rows)
+    return 0
+
+
+# -- argument parsing -----------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="rca", description="Root-cause analysis for OpenStack logs.")
+    ap.add_argument("--version", action="version", version=f"openstack-rca {__version__}")
+    ap.add_argument("--config", help="TOML config file (default: $RCA_CONFIG, else $RCA_HOME/config.toml)")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+        p.set_defaults(fn=fn)
+        return p
+
+    p = add("parse", cmd_parse, "Parse log files/directories (.gz too) into records with template ids.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--summary", action="store_true", help="with --json: print the summary instead of records")
+    p.add_argument("--no-cache", action="store_true", help="parse again even if the parsed cache has these files")
+    p.add_argument("--workers", type=int, help="worker processes (default: parse.workers, 0 = one per core)")
+    p.add_argument("--top", type=int, default=10, help="templates to list in the summary (default 10)")
+
+    p = add("simulate", cmd_simulate, "Write a realistic OpenStack log set with one injected fault.")
+    p.add_argument("--fault", help="fault to inject (see --list)")
+    p.add_argument("--out", help="output directory")
+    p.add_argument("--lines", type=int, default=5000, help="approximate total lines (default 5000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layout", default="oslo", help="oslo (default), journald or cri")
+    p.add_argument("--list", action="store_true", help="list the faults and exit")
+
+    p = add("cache", cmd_cache, "Inspect or clear caches under RCA_HOME.")
+    csub = p.add_subparsers(dest="cache_cmd", required=True, metavar="ACTION")
+    for name, help_ in (("info", "what is cached, and where"), ("clear", "delete cached data")):
+        cp = csub.add_parser(name, help=help_)
+        cp.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+        if name == "clear":
+            cp.add_argument("--target", choices=("all", "parsed", "templates"), default="all")
+
+    p = add("templates", cmd_templates, "List the templates learned so far (the model's future vocabulary).")
+    p.add_argument("--limit", type=int, default=50)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    try:
+        if getattr(args, "workers", None) is not None and args.workers < 0:
+            raise InvalidInput(f"--workers must be >= 0 (got {args.workers}); 0 means one per core")
+        if getattr(args, "lines", None) is not None and args.command == "simulate" and args.lines < 1:
+            raise InvalidInput(f"--lines must be positive (got {args.lines})")
+        cfg = load(args.config)
+        return args.fn(args, cfg)
+    except InputNotFound as exc:
+        _fail(f"{exc}; check the path (rca {args.command} takes files or directories)")
+        return 2
+    except InvalidInput as exc:
+        _fail(str(exc))
+        return 2
+    except RCAError as exc:
+        _fail(str(exc))
+        return 1
+    except BrokenPipeError:
+        # `rca parse --json … | head`: the reader left; that is not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into one line
+        if os.environ.get("RCA_DEBUG"):
+            raise
+        _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with RCA_DEBUG=1 for a traceback)")
+        return 1
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"rca: error: {message}\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""Terminal rendering for the CLI (rich): tables for people, progress on a TTY, nothing on pipes."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Any, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def byte_progress(label: str, total_hint: int) -> Iterator[Any]:
+    """Yield a ``progress(done, total)`` callback: a bar on an interactive stderr for large inputs, else a no-op."""
+    if not (sys.stderr.isatty() and total_hint >= PROGRESS_MIN_BYTES):
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=err, transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total_hint)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def parse_summary(summary: dict, overview: dict) -> None:
+    t = summary["totals"]
+    out.print(
+        f"[bold]{t['files']}[/] files, [bold]{t['lines']:,}[/] lines -> [bold]{t['records']:,}[/] records "
+        f"({t['continuation']:,} continuation lines joined, {t['blank']:,} blank, {t['unparsed']:,} unparsed), "
+        f"{overview['templates']} templates, {summary['seconds']:.2f}s"
+    )
+    skipped = {k: t[f"files_{k}"] for k in ("cached", "empty", "binary", "unreadable") if t[f"files_{k}"]}
+    if skipped:
+        out.print("files: " + ", ".join(f"{v} {k}" for k, v in skipped.items()))
+    for f in summary["files"]:
+        for w in f["warnings"]:
+            err.print(f"[yellow]warning[/] {f['path']}: {w}")
+    if overview["services"]:
+        table = Table(title="Records per service", title_justify="left")
+        for col in ("service", "records", "errors", "warnings", "templates", "first", "last"):
+            table.add_column(col, justify="right" if col in ("records", "errors", "warnings", "templates") else "left")
+        for s in overview["services"]:
+            err_style = "bold red" if s["errors"] else ""
+            table.add_row(
+                s["service"], f"{s['records']:,}", f"[{err_style}]{s['errors']:,}[/]" if err_style else "0",
+                f"{s['levels'].get('WARNING', 0):,}", str(s["templates"]), s["first"] or "-", s["last"] or "-",
+            )
+        out.print(table)
+    if overview["top_error_templates"]:
+        table = Table(title="Most frequent ERROR/CRITICAL templates", title_justify="left")
+        for col in ("count", "first seen", "services", "template"):
+            table.add_column(col, justify="right" if col == "count" else "left", overflow="fold")
+        for r in overview["top_error_templates"]:
+            table.add_row(str(r["count"]), r["first"] or "-", ", ".join(r["services"]), r["template"])
+        out.print(table)
+    elif overview["records"]:
+        out.print("[green]no ERROR or CRITICAL records[/]")
+
+
+def key_values(title: str, data: dict[str, Any]) -> None:
+    table = Table(title=title, title_justify="left", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for k, v in data.items():
+        table.add_row(str(k), str(v))
+    out.print(table)
+
+
+def templates(rows: list[dict]) -> None:
+    table = Table(title=f"{len(rows)} templates", title_justify="left")
+    for col in ("id", "count", "first seen", "template"):
+        table.add_column(col, justify="right" if col == "count" else "left", overflow="fold")
+    for r in rows:
+        table.add_row(r["template_id"], f"{r['count']:,}", r["first_seen"] or "-", r["template"])
+    out.print(table)

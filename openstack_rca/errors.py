@@ -1,0 +1,17 @@
+"""A small error hierarchy on builtin types; shells map each to an exit code or HTTP status once."""
+
+
+class RCAError(Exception):
+    """Base of every error the library raises on purpose (CLI exit 1, HTTP 500 without a trace)."""
+
+
+class InvalidInput(RCAError, ValueError):
+    """The caller gave something unusable: bad argument, bad config value (CLI exit 2, HTTP 422)."""
+
+
+class InputNotFound(InvalidInput, FileNotFoundError):
+    """A path the caller named does not exist (CLI exit 2, HTTP 404)."""
+
+
+class ConfigError(InvalidInput):
+    """A config file or RCA_* variable holds a value that cannot be used (CLI exit 2)."""

@@ -1,0 +1,337 @@
+"""``Parser.parse``: files and directories in, one record table and a full line accounting out.
+
+Per file: read (decompress, detect binary), look up the cache, else detect the layout and plan jobs. Jobs from all
+files go to a warm process pool when the input is large enough to pay for it (big files are cut into chunks at
+record boundaries); results travel back as Arrow IPC buffers, so no per-record Python objects cross processes.
+Input is handled in batches of ``_BATCH_BYTES`` so memory stays bounded on a large log directory.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..config import RCAConfig
+from . import layouts as L
+from . import reader, services
+from .cache import ParsedCache
+from .parser import parse_bytes
+from .records import empty_table
+from .templates import TemplateStore
+
+ProgressFn = Callable[[int, int], None]
+"""``progress(done_bytes, total_bytes)``, called from the parsing thread."""
+
+_SAMPLE_LINES = 50
+_BATCH_BYTES = 256 * 1024 * 1024
+_STAT_KEYS = ("lines", "blank", "unparsed", "continuation", "truncated", "decode_errors")
+
+
+@dataclass
+class FileReport:
+    path: str
+    status: str  # parsed | cached | empty | binary | unreadable
+    bytes: int = 0
+    lines: int = 0
+    records: int = 0
+    blank: int = 0
+    unparsed: int = 0
+    continuation: int = 0
+    truncated: int = 0
+    decode_errors: int = 0
+    layouts: dict[str, int] = field(default_factory=dict)
+    compression: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ParseResult:
+    table: pa.Table
+    files: list[FileReport]
+    seconds: float = 0.0
+    new_templates: int = 0
+
+    @property
+    def totals(self) -> dict[str, int]:
+        keys = ("lines", "records", "blank", "unparsed", "continuation", "truncated", "decode_errors", "bytes")
+        out = {k: sum(getattr(f, k) for f in self.files) for k in keys}
+        out["files"] = len(self.files)
+        for status in ("parsed", "cached", "empty", "binary", "unreadable"):
+            out[f"files_{status}"] = sum(1 for f in self.files if f.status == status)
+        return out
+
+    def summary(self) -> dict:
+        return {
+            "totals": self.totals,
+            "seconds": round(self.seconds, 3),
+            "new_templates": self.new_templates,
+            "files": [asdict(f) for f in self.files],
+        }
+
+
+def _chunk_job(args: tuple) -> tuple[bytes, dict]:
+    """Worker: parse one byte range of a file; return the table as Arrow IPC plus the accounting."""
+    data, source, layout_names, is_cri, year, first_line, max_line, path_service = args
+    layouts = tuple(L.BY_NAME[n] for n in layout_names)
+    res = parse_bytes(
+        data, source, layouts, is_cri=is_cri, year=year, first_line_no=first_line,
+        max_line_bytes=max_line, path_service=path_service,
+    )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, res.table.schema) as writer:
+        writer.write_table(res.table)
+    stats = {k: v for k, v in vars(res).items() if k != "table"}
+    return sink.getvalue().to_pybytes(), stats
+
+
+def _run_local(job: tuple) -> tuple[pa.Table, dict]:
+    data, source, layout_names, is_cri, year, first_line, max_line, path_service = job
+    res = parse_bytes(
+        data, source, tuple(L.BY_NAME[n] for n in layout_names), is_cri=is_cri, year=year,
+        first_line_no=first_line, max_line_bytes=max_line, path_service=path_service,
+    )
+    return res.table, {k: v for k, v in vars(res).items() if k != "table"}
+
+
+def _is_record_start(line: bytes, layout: L.Layout, is_cri: bool) -> bool:
+    text = line.decode("utf-8", "replace").rstrip("\r")
+    if is_cri:
+        m = L.CRI.match(text)
+        if m is None or m.group(3) == "P":
+            return False
+        text = m.group(4)
+    m = layout.regex.match(text)
+    if m is None:
+        return False
+    msg = m.group("msg")
+    if msg.startswith("[instance: "):
+        msg = msg[msg.find("] ") + 2 :]
+    return not (msg[:1].isspace() or msg.startswith(("Traceback", "During handling", "The above exception")))
+
+
+def _split_points(data: bytes, parts: int, layout: L.Layout, is_cri: bool) -> list[int]:
+    """Byte offsets that cut ``data`` into ~equal pieces, each starting a new record (never mid-traceback)."""
+    cuts = [0]
+    step = len(data) // parts
+    for i in range(1, parts):
+        pos = data.find(b"\n", max(cuts[-1], i * step))
+        tries = 0
+        while pos >= 0 and tries < 10_000:
+            nxt = data.find(b"\n", pos + 1)
+            if _is_record_start(data[pos + 1 : nxt if nxt >= 0 else len(data)], layout, is_cri):
+                break
+            pos, tries = nxt, tries + 1
+        if pos < 0 or tries >= 10_000 or pos + 1 >= len(data):
+            break
+        cuts.append(pos + 1)
+    cuts.append(len(data))
+    return sorted(set(cuts))
+
+
+_POOL: cf.ProcessPoolExecutor | None = None
+_POOL_SIZE = 0
+
+
+def _pool(workers: int) -> cf.ProcessPoolExecutor:
+    """One worker pool per process, kept warm between calls: a service parses again and again, and fresh
+    workers pay for forking and for first-touching their memory on every call."""
+    global _POOL, _POOL_SIZE
+    if _POOL is None or _POOL_SIZE != workers:
+        if _POOL is not None:
+            _POOL.shutdown(cancel_futures=True)
+        _POOL = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"))
+        _POOL_SIZE = workers
+    return _POOL
+
+
+@dataclass
+class _Pending:
+    """A file read and planned, waiting for its jobs' results."""
+
+    report: FileReport
+    jobs: list[tuple] = field(default_factory=list)
+    cache_key: Optional[str] = None
+    table: Optional[pa.Table] = None
+
+
+class Parser:
+    """Parses paths with one config; holds the template store and cache it was given."""
+
+    def __init__(self, config: RCAConfig, *, store: TemplateStore | None = None, use_cache: bool | None = None):
+        self.config = config
+        self.store = store if store is not None else TemplateStore(config.templates_path)
+        enabled = config.cache.enabled if use_cache is None else use_cache
+        self.cache = ParsedCache(config.parsed_cache_dir) if enabled else None
+        self.workers = max(1, config.parse.workers or os.cpu_count() or 1)
+
+    def parse(self, paths: Iterable[str | os.PathLike[str]], progress: ProgressFn | None = None) -> ParseResult:
+        t0 = time.perf_counter()
+        files = reader.discover(paths)
+        sizes = [_size(f) for f in files]
+        total, done = sum(sizes), 0
+        tables: list[pa.Table] = []
+        reports: list[FileReport] = []
+        learned: dict[str, tuple] = {}
+        batch: list[_Pending] = []
+        batch_bytes = 0
+
+        def flush() -> None:
+            nonlocal done, batch_bytes
+            for pending, size in self._finish(batch):
+                reports.append(pending.report)
+                if pending.table is not None and pending.table.num_rows:
+                    tables.append(pending.table)
+                done += size
+                if progress:
+                    progress(done, total)
+            batch.clear()
+            batch_bytes = 0
+
+        for f, size in zip(files, sizes):
+            pending = self._plan(f)
+            pending.report_size = size  # type: ignore[attr-defined]
+            batch.append(pending)
+            batch_bytes += pending.report.bytes
+            if batch_bytes >= _BATCH_BYTES:
+                flush()
+        flush()
+        for rep in reports:
+            for tid, stats in getattr(rep, "_templates", {}).items():
+                learned[tid] = _merge(learned.get(tid), stats)
+            if hasattr(rep, "_templates"):
+                del rep._templates  # type: ignore[attr-defined]
+        new = 0
+        if self.config.parse.learn_templates and learned:
+            new = self.store.learn(learned)
+            self.store.save()
+        table = pa.concat_tables(tables) if tables else empty_table()
+        return ParseResult(table=table, files=reports, seconds=time.perf_counter() - t0, new_templates=new)
+
+    # -- planning: read, cache lookup, chunking ----------------------------------------------------------------
+    def _plan(self, path: Path) -> _Pending:
+        source = str(path)
+        try:
+            raw = reader.read(path)
+        except OSError as exc:
+            return _Pending(FileReport(source, "unreadable", warnings=[f"cannot read: {exc.strerror or exc}"]))
+        report = FileReport(source, "parsed", bytes=len(raw.data), compression=raw.compression,
+                            warnings=list(raw.warnings))
+        pending = _Pending(report)
+        if raw.binary:
+            report.status = "binary"
+            report.warnings.append("binary file skipped (not a text log)")
+            return pending
+        if not raw.data:
+            report.status = "empty"
+            return pending
+        year = self.config.parse.journal_year or datetime.fromtimestamp(path.stat().st_mtime).year
+        max_line = self.config.parse.max_line_bytes
+        if self.cache is not None:
+            pending.cache_key = self.cache.key(raw.digest, max_line, year)
+            table = self.cache.get(pending.cache_key, source)
+            if table is not None:
+                _account_cached(report, table, raw.data)
+                pending.table = table
+                return pending
+        head = raw.data[: 256 * 1024].decode("utf-8", "replace").split("\n")[:_SAMPLE_LINES]
+        is_cri, order = L.detect(head)
+        names = tuple(lay.name for lay in order)
+        path_service = services.from_path(source)
+        data = raw.data
+        parallel = self.workers > 1 and len(data) >= self.config.parse.parallel_min_bytes
+        cuts = _split_points(data, self.workers * 2, order[0], is_cri) if parallel else [0, len(data)]
+        line0 = 1
+        for a, b in zip(cuts, cuts[1:]):
+            pending.jobs.append((data[a:b] if len(cuts) > 2 else data, source, names, is_cri, year, line0,
+                                 max_line, path_service))
+            line0 += data.count(b"\n", a, b)
+        return pending
+
+    # -- running and assembling ----------------------------------------------------------------------------
+    def _finish(self, batch: list[_Pending]):
+        jobs = [job for p in batch for job in p.jobs]
+        job_bytes = sum(len(job[0]) for job in jobs)
+        if len(jobs) > 1 and self.workers > 1 and job_bytes >= self.config.parse.parallel_min_bytes:
+            results = iter(
+                (pa.ipc.open_stream(buf).read_all(), st) for buf, st in _pool(self.workers).map(_chunk_job, jobs)
+            )
+        else:
+            results = (_run_local(job) for job in jobs)
+        for pending in batch:
+            if pending.jobs:
+                parts = [next(results) for _ in pending.jobs]
+                self._assemble(pending, parts)
+            yield pending, getattr(pending, "report_size", 0)
+
+    def _assemble(self, pending: _Pending, parts: list[tuple[pa.Table, dict]]) -> None:
+        report = pending.report
+        tables = [t for t, _ in parts]
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        templates: dict[str, tuple] = {}
+        for _, st in parts:
+            for k in _STAT_KEYS:
+                setattr(report, k, getattr(report, k) + st[k])
+            for name, n in st["layouts"].items():
+                report.layouts[name] = report.layouts.get(name, 0) + n
+            for tid, stats in st["templates"].items():
+                templates[tid] = _merge(templates.get(tid), stats)
+        report.records = table.num_rows
+        report._templates = templates  # type: ignore[attr-defined]
+        max_line = self.config.parse.max_line_bytes
+        if report.unparsed and report.unparsed == report.records:
+            report.warnings.append("no known log layout recognised; every line kept as an unparsed record")
+        if report.decode_errors:
+            report.warnings.append(f"{report.decode_errors} line(s) had invalid UTF-8; bytes replaced with U+FFFD")
+        if report.truncated:
+            report.warnings.append(f"{report.truncated} line(s) longer than {max_line} bytes truncated")
+        if self.cache is not None and pending.cache_key and table.num_rows:
+            self.cache.put(pending.cache_key, table)
+        pending.table = table
+        pending.jobs = []
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _merge(a: Optional[tuple], b: tuple) -> tuple:
+    """Combine two ``(template, count, first_ts, last_ts)`` entries for one template id."""
+    if a is None:
+        return b
+    firsts = [x for x in (a[2], b[2]) if x]
+    lasts = [x for x in (a[3], b[3]) if x]
+    return a[0], a[1] + b[1], min(firsts) if firsts else None, max(lasts) if lasts else None
+
+
+def _account_cached(report: FileReport, table: pa.Table, data: bytes) -> None:
+    """Rebuild a cache hit's line accounting from the table itself (cheap columnar sums)."""
+    report.status = "cached"
+    report.records = table.num_rows
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    span = pc.sum(pc.add(pc.subtract(table["line_end"], table["line_no"]), 1)).as_py() or 0
+    report.lines = lines
+    report.blank = lines - span
+    report.unparsed = table.num_rows - (pc.sum(table["parsed"]).as_py() or 0)
+    report.continuation = span - table.num_rows
+    report.truncated = pc.sum(table["truncated"]).as_py() or 0
+    report.decode_errors = pc.sum(table["decode_error"]).as_py() or 0
+    report.layouts = {c["values"]: c["counts"] for c in pc.value_counts(table["layout"]).to_pylist()
+                      if c["values"] != "unparsed"}
+
+
+def parse_paths(paths, config: RCAConfig, *, progress: ProgressFn | None = None,
+                use_cache: bool | None = None) -> ParseResult:
+    """Parse files/directories with ``config``; see :class:`Parser`."""
+    return Parser(config, use_cache=use_cache).parse(paths, progress)

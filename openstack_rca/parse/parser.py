@@ -1,0 +1,387 @@
+"""Bytes of one file (or one chunk of it) -> a record table.
+
+This is the hot path, written for throughput: one regex match reads the header, one substitution makes the
+template, each record is one tuple; everything that can be done per column is done once at the end by Arrow —
+timestamp and level normalisation, pid casts, splitting the oslo context into request/user/project ids, and the
+raw-line column, which is cut from the input bytes without a Python string per line.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import services
+from .layouts import CRI, DEFAULT_COMPONENT, FIELDS, Layout, level_of
+from .masking import WILDCARD, _VARIABLE
+from .records import SCHEMA
+from .templates import template_id
+
+_INSTANCE = "[instance: "
+_TRACEBACK = "Traceback (most recent call last)"
+_CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
+_LAYOUT_SERVICE = {"rabbitmq": "rabbitmq", "mysql": "mysql", "libvirt": "libvirtd"}
+
+
+@dataclass
+class ChunkResult:
+    """A parsed chunk: the table plus the accounting that proves no line was lost."""
+
+    table: pa.Table
+    lines: int = 0
+    blank: int = 0
+    unparsed: int = 0
+    continuation: int = 0
+    truncated: int = 0
+    decode_errors: int = 0
+    layouts: dict[str, int] = field(default_factory=dict)
+    templates: dict[str, tuple[str, int, Optional[str], Optional[str]]] = field(default_factory=dict)
+
+
+def decode(data: bytes) -> tuple[list[str], frozenset[int]]:
+    """Split bytes on ``\\n`` into lines; undecodable bytes are replaced and those line indexes returned."""
+    try:
+        lines = data.decode("utf-8").split("\n")
+        bad: frozenset[int] = frozenset()
+    except UnicodeDecodeError:
+        lines, bad_set = [], set()
+        for i, chunk in enumerate(data.split(b"\n")):
+            try:
+                lines.append(chunk.decode("utf-8"))
+            except UnicodeDecodeError:
+                lines.append(chunk.decode("utf-8", "replace"))
+                bad_set.add(i)
+        bad = frozenset(bad_set)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines, bad
+
+
+def _instance(msg: str) -> Optional[str]:
+    i = msg.find(_INSTANCE)
+    if i < 0:
+        return None
+    j = msg.find("]", i)
+    return msg[i + len(_INSTANCE) : j] if j > 0 else None
+
+
+def _body(text: str) -> str:
+    """A traceback line's text without a repeated oslo header or ``[instance: …]`` prefix."""
+    for marker in (" ERROR ", " TRACE ", " CRITICAL "):
+        k = text.find(marker)
+        if 0 <= k < 60:
+            rest = text[k + len(marker) :]
+            sp = rest.find(" ")
+            text = rest[sp + 1 :] if sp >= 0 else ""
+            break
+    if text.startswith("[") and "] " in text[:60]:
+        text = text[text.find("] ") + 2 :]
+    return text
+
+
+def exception_line(raw: str) -> Optional[str]:
+    """The final ``SomeError: text`` line of the last traceback in a joined record, header stripped."""
+    seen_tb = False
+    last = None
+    for line in raw.split("\n")[1:]:
+        body = _body(line)
+        if body.startswith(_TRACEBACK):
+            seen_tb = True
+            continue
+        if seen_tb and body and not body[0].isspace() and not body.startswith(_CHAINED):
+            last = body
+    return last
+
+
+def parse_bytes(
+    data: bytes,
+    source: str,
+    layouts: tuple[Layout, ...],
+    *,
+    is_cri: bool = False,
+    year: int = 1970,
+    first_line_no: int = 1,
+    max_line_bytes: int = 65536,
+    path_service: Optional[str] = None,
+) -> ChunkResult:
+    """Parse the bytes of one file, or of one chunk of it that starts at a record boundary."""
+    lines, bad_lines = decode(data)
+    rows: list[tuple] = []
+    append = rows.append
+    ext: dict[int, list] = {}  # row -> [last line no, extra raw lines, truncated, decode_error]
+    patched: dict[int, str] = {}  # row -> raw text when the input bytes are not the raw line (CRI partials, cuts)
+    tids: dict[str, str] = {}
+    svc_cache: dict[tuple, Optional[str]] = {}
+
+    primary = layouts[0]
+    p_match = primary.regex.match
+    p_name = primary.name
+    p_fix = primary.fix
+    p_idx = tuple(primary.regex.groupindex[n] for n in FIELDS)
+    others = [(lay, tuple(lay.regex.groupindex[n] for n in FIELDS)) for lay in layouts[1:]]
+    sub = _VARIABLE.sub
+    W = WILDCARD
+    max_chars = max_line_bytes // 4  # below this many chars a line cannot exceed the byte limit
+
+    prev_ts = prev_pid = prev_comp = None
+    in_tb = False
+    partial: list[str] = []
+    partial_start = 0
+    blank = unparsed = continuation = truncated = 0
+
+    has_cr = b"\r" in data
+
+    def attach(line: str, ln: int, trunc: bool, bad: bool) -> None:
+        """Continuation lines always belong to the newest record."""
+        cur = len(rows) - 1
+        e = ext.get(cur)
+        if e is None:
+            e = ext[cur] = [ln, [], False, False]
+        e[0] = ln
+        e[1].append(line)
+        e[2] = e[2] or trunc
+        e[3] = e[3] or bad
+
+    gc_was = gc.isenabled()
+    gc.disable()  # hundreds of thousands of short-lived strings; the cyclic GC only slows this loop down
+    try:
+        for idx, line in enumerate(lines):
+            ln = first_line_no + idx
+            if has_cr and line.endswith("\r"):
+                line = line[:-1]
+            if not line or (line[0] in " \t" and line.isspace()):
+                blank += 1
+                continue
+            trunc = False
+            if len(line) > max_chars:
+                enc = line.encode("utf-8")
+                if len(enc) > max_line_bytes:
+                    line = enc[:max_line_bytes].decode("utf-8", "ignore")
+                    trunc = True
+                    truncated += 1
+            bad = idx in bad_lines if bad_lines else False
+            text = line
+            cri_ts = None
+            start_ln = ln
+            if is_cri:
+                cm = CRI.match(line)
+                if cm is not None:
+                    cri_ts, _stream, tag, text = cm.groups()
+                    if tag == "P":  # kubelet split a long line; the F line completes it
+                        if not partial:
+                            partial_start = ln
+                        partial.append(line)
+                        continue
+                    if partial:
+                        text = "".join(CRI.match(p).group(4) for p in partial) + text
+                        start_ln = partial_start
+                        patched[len(rows)] = "\n".join(partial + [line])
+                        partial = []
+            m = p_match(text)
+            if m is not None:
+                lname, fix, gi = p_name, p_fix, p_idx
+            else:
+                for lay, gi in others:
+                    m = lay.regex.match(text)
+                    if m is not None:
+                        lname, fix = lay.name, lay.fix
+                        break
+            if m is None:
+                # No header: a traceback or wrapped line of the record before it, else an unparsed record.
+                if rows and (text[0] in " \t" or in_tb or text.startswith(_TRACEBACK)):
+                    attach(line, ln, trunc, bad)
+                    in_tb = in_tb or text.startswith(_TRACEBACK)
+                    continuation += 1
+                    continue
+                unparsed += 1
+                in_tb = False
+                prev_ts = prev_pid = prev_comp = None
+                tpl = sub(W, text)
+                tid = tids.get(tpl)
+                if tid is None:
+                    tid = tids[tpl] = template_id(tpl)
+                if trunc or bad:
+                    patched[len(rows)] = line
+                append((start_ln, ln, cri_ts, None, None, None, path_service, None, _instance(text), text, tid,
+                        "unparsed", False, trunc, bad, idx))
+                continue
+
+            ts, pid, level, comp, ctx, msg, origin = m.group(*gi)
+            if fix is not None:
+                ts = fix(m, year)
+            elif not ts and cri_ts:
+                ts = cri_ts
+            if ts == prev_ts and pid == prev_pid and comp == prev_comp and rows:
+                if in_tb or level == "TRACE" or _TRACEBACK in msg[:120]:
+                    # oslo repeats the header on every line of a traceback: one record
+                    attach(line, ln, trunc, bad)
+                    in_tb = True
+                    continuation += 1
+                    continue
+            in_tb = False
+            prev_ts, prev_pid, prev_comp = ts, pid, comp
+            sk = (origin, comp, lname)
+            svc = svc_cache.get(sk, 0)
+            if svc == 0:
+                svc = svc_cache[sk] = services.resolve(
+                    path_service, origin or None, comp or None
+                ) or _LAYOUT_SERVICE.get(lname)
+            if msg.startswith(_INSTANCE):
+                # the prefix is fixed text around one id: mask only what follows it
+                j = msg.find("] ")
+                inst = msg[11:j]
+                tpl = "[instance: <*>] " + sub(W, msg[j + 2 :]) if j > 0 else sub(W, msg)
+            else:
+                inst = _instance(msg) if _INSTANCE in msg else None
+                tpl = sub(W, msg)
+            tid = tids.get(tpl)
+            if tid is None:
+                tid = tids[tpl] = template_id(tpl)
+            if trunc or bad:
+                patched[len(rows)] = line
+            append((start_ln, ln, ts, pid, level, comp, svc, ctx, inst, msg, tid, lname, True, trunc, bad, idx))
+        if partial:  # the input ends inside a split line: keep the pieces as one unparsed record
+            text = "".join(CRI.match(p).group(4) for p in partial)
+            unparsed += 1
+            tpl = sub(W, text)
+            tid = tids[tpl] = tids.get(tpl) or template_id(tpl)
+            patched[len(rows)] = "\n".join(partial)
+            append((partial_start, first_line_no + len(lines) - 1, None, None, None, None, path_service, None, None,
+                    text, tid, "unparsed", False, False, False, -1))
+    finally:
+        if gc_was:
+            gc.enable()
+
+    table = _to_table(rows, ext, patched, source, data, lines, {v: k for k, v in tids.items()})
+    layouts_seen = {
+        item["values"]: item["counts"]
+        for item in pc.value_counts(table["layout"]).to_pylist()
+        if item["values"] != "unparsed"
+    } if table.num_rows else {}
+    return ChunkResult(
+        table=table, lines=len(lines), blank=blank, unparsed=unparsed, continuation=continuation,
+        truncated=truncated, decode_errors=len(bad_lines), layouts=layouts_seen, templates=template_stats(table),
+    )
+
+
+def _none_if_empty(arr: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
+
+
+def _dash_to_null(arr: pa.Array) -> pa.Array:
+    return pc.if_else(pc.is_in(arr, pa.array(["-", "None", ""])), pa.scalar(None, pa.string()), arr)
+
+
+def _context_columns(ctx: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+    """Split oslo context brackets into (request, global request, user, project), vectorised.
+
+    Forms: ``req-R user project - - -`` (pre-Pike), ``None req-R user project - default default`` (Pike+),
+    ``req-G req-R user project …`` (global request id), DevStack's ``None req-R admin admin``, and ``-``.
+    """
+    padded = pc.binary_join_element_wise(pc.fill_null(ctx, "-"), "- - - -", " ")
+    parts = pc.split_pattern(padded, " ", max_splits=4)
+    p = [pc.list_element(parts, i) for i in range(4)]
+    req0 = pc.starts_with(p[0], "req-")
+    req1 = pc.starts_with(p[1], "req-")
+    lead = pc.is_in(p[0], pa.array(["None", "-"]))
+    with_global = pc.and_(req0, req1)
+    shifted = pc.or_(with_global, pc.and_(lead, req1))  # ids start at the third word
+    plain = pc.and_(req0, pc.invert(req1))  # ids start at the second word
+    null = pa.scalar(None, pa.string())
+    glob = pc.if_else(with_global, p[0], null)
+    req = pc.if_else(shifted, p[1], pc.if_else(plain, p[0], null))
+    user = pc.if_else(shifted, p[2], pc.if_else(plain, p[1], null))
+    proj = pc.if_else(shifted, p[3], pc.if_else(plain, p[2], null))
+    return req, glob, _dash_to_null(user), _dash_to_null(pc.utf8_rtrim(proj, characters=" "))
+
+
+def _to_table(rows: list[tuple], ext: dict[int, list], patched: dict[int, str], source: str, data: bytes,
+              lines: list[str], tpl_by_id: dict[str, str]) -> pa.Table:
+    n = len(rows)
+    if n == 0:
+        return SCHEMA.empty_table()
+    (line_no, line_end, ts, pid, level, comp, svc, ctx, inst, msg, tid, layout, parsed, trunc, bad,
+     line_idx) = (list(c) for c in zip(*rows))
+    # raw: cut from the input bytes; rows whose raw differs from their one input line are patched in afterwards
+    raw_by_row: dict[int, str] = dict(patched)
+    for row, (end, extra, t, b) in ext.items():
+        line_end[row] = end
+        first = raw_by_row.get(row)
+        if first is None:
+            first = lines[line_idx[row]].rstrip("\r")
+        raw_by_row[row] = "\n".join([first, *extra])
+        trunc[row] = trunc[row] or t
+        bad[row] = bad[row] or b
+    raw = [lines[i] for i in line_idx]
+    if b"\r" in data:
+        raw = [r.rstrip("\r") for r in raw]
+    for row, text in raw_by_row.items():
+        raw[row] = text
+    raw_arr = pa.array(raw, pa.string())
+    exc: list[Optional[str]] = [None] * n
+    for row in ext:
+        exc[row] = exception_line(raw_by_row[row])
+    ts_arr = pa.array(ts, pa.string())
+    ts_arr = pc.replace_substring_regex(ts_arr, r"^(\d{4}-\d\d-\d\d) +(\d):", r"\1T0\2:")  # MariaDB " 9:00"
+    ts_arr = pc.replace_substring(ts_arr, " ", "T", max_replacements=1)
+    ts_arr = pc.replace_substring(ts_arr, ",", ".", max_replacements=1)
+    ts_arr = pc.replace_substring_regex(ts_arr, r"([+-]\d\d)(\d\d)$", r"\1:\2")  # +0000 -> +00:00
+    ts_arr = _none_if_empty(ts_arr)
+    level_arr = pa.array(level, pa.string()).dictionary_encode()
+    canon = pa.array([level_of(v) for v in level_arr.dictionary.to_pylist()], pa.string())
+    level_arr = pc.take(canon, level_arr.indices)
+    layout_arr = pa.array(layout, pa.string())
+    comp_arr = _none_if_empty(pa.array(comp, pa.string()))
+    for lay_name, default in DEFAULT_COMPONENT.items():
+        sel = pc.and_(pc.equal(layout_arr, lay_name), pc.is_null(comp_arr))
+        comp_arr = pc.if_else(sel, pa.scalar(default), comp_arr)
+    pid_arr = pc.cast(_none_if_empty(pa.array(pid, pa.string())), pa.int32())
+    tid_arr = pa.array(tid, pa.string())
+    uniq = pc.unique(tid_arr)
+    tpl_arr = pc.take(pa.array([tpl_by_id[t] for t in uniq.to_pylist()], pa.string()), pc.index_in(tid_arr, uniq))
+    req, glob, user, proj = _context_columns(_none_if_empty(pa.array(ctx, pa.string())))
+    cols = [
+        pa.repeat(pa.scalar(source, pa.string()), n),
+        pa.array(line_no, pa.int32()),
+        pa.array(line_end, pa.int32()),
+        ts_arr,
+        pid_arr,
+        level_arr,
+        comp_arr,
+        _none_if_empty(pa.array(svc, pa.string())),
+        req,
+        glob,
+        user,
+        proj,
+        _none_if_empty(pa.array(inst, pa.string())),
+        pa.array(msg, pa.string()),
+        tid_arr,
+        tpl_arr,
+        pa.array(exc, pa.string()),
+        layout_arr,
+        pa.array(parsed, pa.bool_()),
+        pa.array(trunc, pa.bool_()),
+        pa.array(bad, pa.bool_()),
+        raw_arr,
+    ]
+    return pa.Table.from_arrays(cols, schema=SCHEMA)
+
+
+def template_stats(table: pa.Table) -> dict[str, tuple[str, int, Optional[str], Optional[str]]]:
+    """``{template_id: (template, count, first_ts, last_ts)}`` for a record table."""
+    if table.num_rows == 0:
+        return {}
+    agg = table.group_by(["template_id", "template"]).aggregate(
+        [("template_id", "count"), ("timestamp", "min"), ("timestamp", "max")]
+    )
+    return {
+        t: (tpl, n, lo, hi)
+        for t, tpl, n, lo, hi in zip(
+            agg["template_id"].to_pylist(), agg["template"].to_pylist(), agg["template_id_count"].to_pylist(),
+            agg["timestamp_min"].to_pylist(), agg["timestamp_max"].to_pylist(),
+        )
+    }
