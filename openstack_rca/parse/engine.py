@@ -102,20 +102,31 @@ def _run_local(job: tuple) -> tuple[pa.Table, dict]:
     return res.table, {k: v for k, v in vars(res).items() if k != "table"}
 
 
-def _is_record_start(line: bytes, layout: L.Layout, is_cri: bool) -> bool:
+def _header_key(line: bytes, layout: L.Layout, is_cri: bool):
+    """``(ts, pid, component, message)`` of a line in the file's main layout, or None."""
     text = line.decode("utf-8", "replace").rstrip("\r")
     if is_cri:
         m = L.CRI.match(text)
         if m is None or m.group(3) == "P":
-            return False
+            return None
         text = m.group(4)
     m = layout.regex.match(text)
-    if m is None:
+    return None if m is None else (m.group("ts"), m.group("pid"), m.group("comp"), m.group("msg"))
+
+
+def _is_record_start(prev: bytes, line: bytes, layout: L.Layout, is_cri: bool) -> bool:
+    """A line that starts a record whatever came before it: a header whose (ts, pid, component) differs from the
+    previous line's (oslo repeats one header on every line of a traceback) and not a traceback line itself."""
+    key = _header_key(line, layout, is_cri)
+    if key is None:
         return False
-    msg = m.group("msg")
+    msg = key[3]
     if msg.startswith("[instance: "):
         msg = msg[msg.find("] ") + 2 :]
-    return not (msg[:1].isspace() or msg.startswith(("Traceback", "During handling", "The above exception")))
+    if msg[:1].isspace() or msg.startswith(("Traceback", "During handling", "The above exception")):
+        return False
+    prev_key = _header_key(prev, layout, is_cri)
+    return prev_key is None or prev_key[:3] != key[:3]
 
 
 def _split_points(data: bytes, parts: int, layout: L.Layout, is_cri: bool) -> list[int]:
@@ -127,7 +138,8 @@ def _split_points(data: bytes, parts: int, layout: L.Layout, is_cri: bool) -> li
         tries = 0
         while pos >= 0 and tries < 10_000:
             nxt = data.find(b"\n", pos + 1)
-            if _is_record_start(data[pos + 1 : nxt if nxt >= 0 else len(data)], layout, is_cri):
+            prev = data[data.rfind(b"\n", 0, pos) + 1 : pos]
+            if _is_record_start(prev, data[pos + 1 : nxt if nxt >= 0 else len(data)], layout, is_cri):
                 break
             pos, tries = nxt, tries + 1
         if pos < 0 or tries >= 10_000 or pos + 1 >= len(data):

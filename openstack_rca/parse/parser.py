@@ -128,7 +128,8 @@ def parse_bytes(
     max_chars = max_line_bytes // 4  # below this many chars a line cannot exceed the byte limit
 
     prev_ts = prev_pid = prev_comp = None
-    in_tb = False
+    in_tb = ""  # "" outside a traceback; "header": oslo repeats the header on each line; "bare": no headers
+    pending_blank: list[tuple[int, str]] = []  # blank lines that join a record if a continuation follows them
     partial: list[str] = []
     partial_start = 0
     blank = unparsed = continuation = truncated = 0
@@ -154,7 +155,7 @@ def parse_bytes(
             if has_cr and line.endswith("\r"):
                 line = line[:-1]
             if not line or (line[0] in " \t" and line.isspace()):
-                blank += 1
+                pending_blank.append((ln, line))
                 continue
             trunc = False
             if len(line) > max_chars:
@@ -192,13 +193,23 @@ def parse_bytes(
                         break
             if m is None:
                 # No header: a traceback or wrapped line of the record before it, else an unparsed record.
-                if rows and (text[0] in " \t" or in_tb or text.startswith(_TRACEBACK)):
+                opens = text.startswith(_TRACEBACK) or text.startswith(_CHAINED)
+                indented = text[0] in " \t"
+                if rows and (opens or indented or in_tb == "bare"):
+                    for bln, bline in pending_blank:  # blank lines inside a traceback belong to it
+                        attach(bline, bln, False, False)
+                    continuation += len(pending_blank) + 1
+                    pending_blank = []
                     attach(line, ln, trunc, bad)
-                    in_tb = in_tb or text.startswith(_TRACEBACK)
-                    continuation += 1
+                    if opens:
+                        in_tb = "bare"
+                    elif not indented:
+                        in_tb = ""  # the exception line closes a header-less traceback
                     continue
+                blank += len(pending_blank)
+                pending_blank = []
                 unparsed += 1
-                in_tb = False
+                in_tb = ""
                 prev_ts = prev_pid = prev_comp = None
                 tpl = sub(W, text)
                 tid = tids.get(tpl)
@@ -218,11 +229,16 @@ def parse_bytes(
             if ts == prev_ts and pid == prev_pid and comp == prev_comp and rows:
                 if in_tb or level == "TRACE" or _TRACEBACK in msg[:120]:
                     # oslo repeats the header on every line of a traceback: one record
+                    for bln, bline in pending_blank:
+                        attach(bline, bln, False, False)
+                    continuation += len(pending_blank) + 1
+                    pending_blank = []
                     attach(line, ln, trunc, bad)
-                    in_tb = True
-                    continuation += 1
+                    in_tb = "header"
                     continue
-            in_tb = False
+            blank += len(pending_blank)
+            pending_blank = []
+            in_tb = ""
             prev_ts, prev_pid, prev_comp = ts, pid, comp
             sk = (origin, comp, lname)
             svc = svc_cache.get(sk, 0)
@@ -244,6 +260,7 @@ def parse_bytes(
             if trunc or bad:
                 patched[len(rows)] = line
             append((start_ln, ln, ts, pid, level, comp, svc, ctx, inst, msg, tid, lname, True, trunc, bad, idx))
+        blank += len(pending_blank)
         if partial:  # the input ends inside a split line: keep the pieces as one unparsed record
             text = "".join(CRI.match(p).group(4) for p in partial)
             unparsed += 1

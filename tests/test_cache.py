@@ -1,0 +1,56 @@
+"""The parsed cache: a second run over the same logs skips parsing and returns the same records."""
+
+from __future__ import annotations
+
+import shutil
+
+from openstack_rca.parse import Parser
+from openstack_rca.parse import parser as parser_mod
+
+from .helpers import write
+
+LINE = "2026-11-23 10:00:00.123 4242 INFO nova.compute.manager [-] Took 3.21 seconds to build instance."
+
+
+def test_second_run_is_a_cache_hit_with_identical_records(cfg, tmp_path, monkeypatch):
+    p = write(tmp_path / "logs" / "nova-compute.log", (LINE + "\n") * 50 + "\n")
+    first = Parser(cfg).parse([p])
+    assert first.files[0].status == "parsed"
+
+    calls = []
+    real = parser_mod.parse_bytes
+    monkeypatch.setattr("openstack_rca.parse.engine.parse_bytes", lambda *a, **k: calls.append(1) or real(*a, **k))
+    second = Parser(cfg).parse([p])
+    assert calls == []  # the parser never ran
+    assert second.files[0].status == "cached"
+    assert second.table.equals(first.table)
+    assert second.totals["lines"] == first.totals["lines"] == 51
+    assert second.totals["blank"] == 1
+
+
+def test_cache_follows_content_not_path(cfg, tmp_path):
+    a = write(tmp_path / "a" / "nova-compute.log", LINE + "\n")
+    Parser(cfg).parse([a])
+    b = tmp_path / "b" / "nova-compute.log"
+    b.parent.mkdir()
+    shutil.copy(a, b)
+    res = Parser(cfg).parse([b])
+    assert res.files[0].status == "cached"
+    assert res.table["source"].to_pylist() == [str(b)]  # relabelled with the path it was read under
+    write(b, LINE.replace("3.21", "9.99") + "\n")
+    assert Parser(cfg).parse([b]).files[0].status == "parsed"
+
+
+def test_cache_can_be_disabled(cfg, tmp_path):
+    p = write(tmp_path / "nova-compute.log", LINE + "\n")
+    Parser(cfg).parse([p])
+    assert Parser(cfg, use_cache=False).parse([p]).files[0].status == "parsed"
+
+
+def test_damaged_cache_entry_is_a_miss(cfg, tmp_path):
+    p = write(tmp_path / "nova-compute.log", LINE + "\n")
+    Parser(cfg).parse([p])
+    for entry in cfg.parsed_cache_dir.rglob("*.parquet"):
+        entry.write_bytes(b"not parquet")
+    res = Parser(cfg).parse([p])
+    assert res.files[0].status == "parsed" and res.table.num_rows == 1

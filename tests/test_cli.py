@@ -1,0 +1,85 @@
+"""The ``rca`` command as an operator uses it: real subprocesses, real exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from .helpers import INST, REQ, write
+
+LINES = [
+    f"2026-11-23 10:00:00.123 4242 INFO nova.compute.manager [{REQ} - - - - -] [instance: {INST}] Claim successful on node compute-1",
+    "2026-11-23 10:00:01.500 4242 ERROR nova.compute.manager [-] Instance failed to spawn",
+    "2026-11-23 10:00:01.500 4242 ERROR nova.compute.manager [-] Traceback (most recent call last):",
+    "2026-11-23 10:00:01.500 4242 ERROR nova.compute.manager [-] nova.exception.InstanceDeployFailure: boom",
+    "",
+    "not a log line",
+]
+
+
+def rca(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "openstack_rca", *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def test_parse_json_one_object_per_record_in_input_order(tmp_path):
+    p = write(tmp_path / "nova-compute.log", "\n".join(LINES) + "\n")
+    res = rca("parse", str(p), "--json")
+    assert res.returncode == 0, res.stderr
+    objs = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [o["line_no"] for o in objs] == [1, 2, 6]
+    required = {"source", "line_no", "timestamp", "level", "component", "service", "request_id", "instance_id",
+                "message", "template_id", "template", "params", "raw"}
+    assert all(required <= o.keys() for o in objs)
+    assert objs[0]["instance_id"] == INST and objs[0]["service"] == "nova-compute"
+    assert objs[1]["line_end"] == 4 and objs[1]["exception"] == "nova.exception.InstanceDeployFailure: boom"
+    assert objs[2]["parsed"] is False
+    assert "6 lines -> 3 records" in res.stderr
+
+
+def test_parse_summary_human_and_json(tmp_path):
+    p = write(tmp_path / "nova-compute.log", "\n".join(LINES) + "\n")
+    human = rca("parse", str(p))
+    assert human.returncode == 0 and "nova-compute" in human.stdout and "Instance failed to spawn" in human.stdout
+    res = rca("parse", str(p), "--json", "--summary")
+    summary = json.loads(res.stdout)
+    assert summary["totals"]["lines"] == 6 and summary["totals"]["records"] == 3
+    assert summary["overview"]["services"][0]["errors"] == 1
+    assert summary["overview"]["top_error_templates"][0]["template"] == "Instance failed to spawn"
+
+
+def test_missing_path_exits_2_with_one_line(tmp_path):
+    res = rca("parse", str(tmp_path / "nope.log"))
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "path not found" in res.stderr and "nope.log" in res.stderr
+    assert res.stdout == ""
+
+
+def test_bad_config_exits_2(tmp_path):
+    res = rca("parse", str(tmp_path), env_extra={"RCA_PARSE_WORKERS": "lots"})
+    assert res.returncode == 2 and "RCA_PARSE_WORKERS" in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_cache_info_and_clear(tmp_path, rca_home):
+    p = write(tmp_path / "nova-compute.log", "\n".join(LINES) + "\n")
+    assert rca("parse", str(p), "--json", "--summary").returncode == 0
+    info = json.loads(rca("cache", "info", "--json").stdout)
+    assert info["parsed"]["entries"] == 1 and info["templates"]["templates"] >= 3
+    second = json.loads(rca("parse", str(p), "--json", "--summary").stdout)
+    assert second["totals"]["files_cached"] == 1
+    cleared = json.loads(rca("cache", "clear", "--target", "parsed", "--json").stdout)
+    assert cleared == {"cleared": {"parsed": 1}}
+    info = json.loads(rca("cache", "info", "--json").stdout)
+    assert info["parsed"]["entries"] == 0 and info["templates"]["templates"] >= 3
+    assert json.loads(rca("cache", "clear", "--json").stdout)["cleared"]["templates"] >= 3
+    assert json.loads(rca("templates", "--json").stdout) == []
+
+
+def test_templates_command_lists_learned_templates(tmp_path):
+    p = write(tmp_path / "nova-compute.log", "\n".join(LINES) + "\n")
+    rca("parse", str(p), "--json", "--summary")
+    rows = json.loads(rca("templates", "--json").stdout)
+    assert {r["template"] for r in rows} >= {"Instance failed to spawn", "[instance: <*>] Claim successful on node <*>"}

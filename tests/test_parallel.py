@@ -1,0 +1,52 @@
+"""Multi-process parsing returns exactly what one process returns, tracebacks at chunk edges included."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pyarrow.compute as pc
+
+from openstack_rca.parse import Parser
+
+from .helpers import INST, REQ, assert_accounted, write
+
+
+def corpus(n_blocks: int) -> str:
+    out = []
+    for i in range(n_blocks):
+        ts = f"2026-11-23 10:{(i // 60) % 60:02d}:{i % 60:02d}.{i % 1000:03d}"
+        h = f"{ts} 4242 ERROR nova.compute.manager"
+        out += [
+            f"{ts} 4242 INFO nova.compute.manager [{REQ} - - - - -] [instance: {INST}] Took {i}.5 seconds to build instance.",
+            f"{h} [{REQ} - - - - -] [instance: {INST}] Instance failed to spawn: libvirtError: boom {i}",
+            f"{h} [instance: {INST}] Traceback (most recent call last):",
+            f'{h} [instance: {INST}]   File "/usr/lib/python3/dist-packages/nova/compute/manager.py", line {i}, in spawn',
+            f"{h} [instance: {INST}] libvirt.libvirtError: boom {i}",
+            "",
+            "unparsable line " + "x" * (i % 7),
+        ]
+    return "\n".join(out) + "\n"
+
+
+def test_parallel_equals_serial(cfg, tmp_path):
+    p = write(tmp_path / "nova-compute.log", corpus(6000))
+    serial = Parser(cfg.replace(parse=replace(cfg.parse, workers=1)), use_cache=False).parse([p])
+    parallel_cfg = cfg.replace(parse=replace(cfg.parse, workers=2, parallel_min_bytes=1024))
+    parallel = Parser(parallel_cfg, use_cache=False).parse([p])
+    assert parallel.table.equals(serial.table)
+    assert parallel.totals == serial.totals
+    assert_accounted(parallel)
+    assert serial.totals["records"] == 6000 * 3
+    assert serial.totals["continuation"] == 6000 * 3
+    exc = parallel.table.filter(pc.is_valid(parallel.table["exception"]))["exception"].to_pylist()
+    assert len(exc) == 6000 and exc[-1] == "libvirt.libvirtError: boom 5999"
+
+
+def test_parallel_across_many_small_files(cfg, tmp_path):
+    for i in range(12):
+        write(tmp_path / f"nova-compute-{i}.log", corpus(50))
+    serial = Parser(cfg.replace(parse=replace(cfg.parse, workers=1)), use_cache=False).parse([tmp_path])
+    parallel = Parser(cfg.replace(parse=replace(cfg.parse, workers=2, parallel_min_bytes=1024)),
+                      use_cache=False).parse([tmp_path])
+    assert parallel.table.equals(serial.table)
+    assert [f.path for f in parallel.files] == sorted(str(p) for p in tmp_path.iterdir())
