@@ -25,6 +25,8 @@ class ParseConfig:
     """Worker processes for large inputs; 0 = one per CPU core."""
     parallel_min_bytes: int = 4 * 1024 * 1024
     """Inputs smaller than this are parsed in-process: forking would cost more than it saves."""
+    chunk_bytes: int = 2 * 1024 * 1024
+    """Files are parsed in record-aligned chunks of about this size: small batches keep memory warm and reused."""
     max_line_bytes: int = 64 * 1024
     """Longer lines are truncated to this and flagged."""
     journal_year: int = 0
@@ -35,6 +37,8 @@ class ParseConfig:
     def __post_init__(self) -> None:
         if self.workers < 0:
             raise ConfigError(f"parse.workers must be >= 0 (got {self.workers}); 0 means one per core")
+        if self.chunk_bytes < 64 * 1024:
+            raise ConfigError(f"parse.chunk_bytes must be >= 65536 (got {self.chunk_bytes})")
         if self.max_line_bytes < 1024:
             raise ConfigError(f"parse.max_line_bytes must be >= 1024 (got {self.max_line_bytes})")
 

@@ -1,6 +1,6 @@
 """The line layouts OpenStack deployments produce, and how to recognise them.
 
-Every layout's regex uses the same group names (``ts pid level comp ctx msg origin``); names a
+Every layout's regex uses the same group names (``origin ts pid level comp ctx msg``); names a
 layout lacks are appended as empty groups, so the parser reads any match with one ``m.group(*FIELDS)`` call and
 no per-layout Python. ``origin`` names the emitting program when the line itself does (loghub's file-name prefix,
 a journald unit). Journald lines carry no year; their layout has a ``fix`` that builds the ISO timestamp.
@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-FIELDS = ("ts", "pid", "level", "comp", "ctx", "msg", "origin")
+FIELDS = ("origin", "ts", "pid", "level", "comp", "ctx", "msg")
 
 _LEVELS = "DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL|TRACE|AUDIT"
 # The oslo context bracket, captured whole and split by the parser (a regex that splits it costs 4x the match):
@@ -60,9 +60,17 @@ class Layout:
     """Builds the timestamp when the line's own lacks a year."""
     regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
+    canonical: bool = field(init=False, repr=False, compare=False)
+    """True when ``m.groups()`` is already ``FIELDS`` in order (the parser then skips the name lookups)."""
+
     def __post_init__(self) -> None:
-        missing = "".join(f"(?P<{n}>)" for n in FIELDS if f"(?P<{n}>" not in self.pattern)
-        object.__setattr__(self, "regex", re.compile(self.pattern + missing))
+        # A missing origin goes first (empty match at the start), other missing names last: for the oslo layouts
+        # that makes the group order exactly FIELDS.
+        pattern = self.pattern if "(?P<origin>" in self.pattern else "(?P<origin>)" + self.pattern
+        pattern += "".join(f"(?P<{n}>)" for n in FIELDS if f"(?P<{n}>" not in pattern)
+        regex = re.compile(pattern)
+        object.__setattr__(self, "regex", regex)
+        object.__setattr__(self, "canonical", tuple(regex.groupindex) == FIELDS)
 
 
 LAYOUTS: tuple[Layout, ...] = (

@@ -113,16 +113,16 @@ def parse_bytes(
     rows: list[tuple] = []
     append = rows.append
     ext: dict[int, list] = {}  # row -> [last line no, extra raw lines, truncated, decode_error]
-    patched: dict[int, str] = {}  # row -> raw text when the input bytes are not the raw line (CRI partials, cuts)
+    patched: dict[int, str] = {}  # row -> raw text when it is not simply its one input line (CRI partials, cuts)
+    flags: dict[int, tuple[int, bool, bool]] = {}  # row -> (last line, truncated, decode error), rare rows only
     tids: dict[str, str] = {}
-    svc_cache: dict[tuple, Optional[str]] = {}
 
     primary = layouts[0]
     p_match = primary.regex.match
     p_name = primary.name
     p_fix = primary.fix
-    p_idx = tuple(primary.regex.groupindex[n] for n in FIELDS)
-    others = [(lay, tuple(lay.regex.groupindex[n] for n in FIELDS)) for lay in layouts[1:]]
+    p_idx = None if primary.canonical else tuple(primary.regex.groupindex[n] for n in FIELDS)
+    others = [(lay, None if lay.canonical else tuple(lay.regex.groupindex[n] for n in FIELDS)) for lay in layouts[1:]]
     sub = _VARIABLE.sub
     W = WILDCARD
     max_chars = max_line_bytes // 4  # below this many chars a line cannot exceed the byte limit
@@ -206,8 +206,9 @@ def parse_bytes(
                     elif not indented:
                         in_tb = ""  # the exception line closes a header-less traceback
                     continue
-                blank += len(pending_blank)
-                pending_blank = []
+                if pending_blank:
+                    blank += len(pending_blank)
+                    pending_blank = []
                 unparsed += 1
                 in_tb = ""
                 prev_ts = prev_pid = prev_comp = None
@@ -215,13 +216,13 @@ def parse_bytes(
                 tid = tids.get(tpl)
                 if tid is None:
                     tid = tids[tpl] = template_id(tpl)
-                if trunc or bad:
-                    patched[len(rows)] = line
-                append((start_ln, ln, cri_ts, None, None, None, path_service, None, _instance(text), text, tid,
-                        "unparsed", False, trunc, bad, idx))
+                if trunc or bad or start_ln != ln:
+                    flags[len(rows)] = (ln, trunc, bad)
+                    patched.setdefault(len(rows), line)
+                append((start_ln, cri_ts, None, None, None, None, None, _instance(text), text, tid, "unparsed", idx))
                 continue
 
-            ts, pid, level, comp, ctx, msg, origin = m.group(*gi)
+            origin, ts, pid, level, comp, ctx, msg = m.groups() if gi is None else m.group(*gi)
             if fix is not None:
                 ts = fix(m, year)
             elif not ts and cri_ts:
@@ -236,16 +237,11 @@ def parse_bytes(
                     attach(line, ln, trunc, bad)
                     in_tb = "header"
                     continue
-            blank += len(pending_blank)
-            pending_blank = []
+            if pending_blank:
+                blank += len(pending_blank)
+                pending_blank = []
             in_tb = ""
             prev_ts, prev_pid, prev_comp = ts, pid, comp
-            sk = (origin, comp, lname)
-            svc = svc_cache.get(sk, 0)
-            if svc == 0:
-                svc = svc_cache[sk] = services.resolve(
-                    path_service, origin or None, comp or None
-                ) or _LAYOUT_SERVICE.get(lname)
             if msg.startswith(_INSTANCE):
                 # the prefix is fixed text around one id: mask only what follows it
                 j = msg.find("] ")
@@ -257,23 +253,24 @@ def parse_bytes(
             tid = tids.get(tpl)
             if tid is None:
                 tid = tids[tpl] = template_id(tpl)
-            if trunc or bad:
-                patched[len(rows)] = line
-            append((start_ln, ln, ts, pid, level, comp, svc, ctx, inst, msg, tid, lname, True, trunc, bad, idx))
+            if trunc or bad or start_ln != ln:
+                flags[len(rows)] = (ln, trunc, bad)
+                patched.setdefault(len(rows), line)
+            append((start_ln, ts, pid, level, comp, origin, ctx, inst, msg, tid, lname, idx))
         blank += len(pending_blank)
         if partial:  # the input ends inside a split line: keep the pieces as one unparsed record
             text = "".join(CRI.match(p).group(4) for p in partial)
             unparsed += 1
             tpl = sub(W, text)
             tid = tids[tpl] = tids.get(tpl) or template_id(tpl)
+            flags[len(rows)] = (first_line_no + len(lines) - 1, False, False)
             patched[len(rows)] = "\n".join(partial)
-            append((partial_start, first_line_no + len(lines) - 1, None, None, None, None, path_service, None, None,
-                    text, tid, "unparsed", False, False, False, -1))
+            append((partial_start, None, None, None, None, None, None, None, text, tid, "unparsed", -1))
     finally:
         if gc_was:
             gc.enable()
 
-    table = _to_table(rows, ext, patched, source, data, lines, {v: k for k, v in tids.items()})
+    table = _to_table(rows, ext, patched, flags, source, data, lines, {v: k for k, v in tids.items()}, path_service)
     layouts_seen = {
         item["values"]: item["counts"]
         for item in pc.value_counts(table["layout"]).to_pylist()
@@ -316,13 +313,36 @@ def _context_columns(ctx: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Ar
     return req, glob, _dash_to_null(user), _dash_to_null(pc.utf8_rtrim(proj, characters=" "))
 
 
-def _to_table(rows: list[tuple], ext: dict[int, list], patched: dict[int, str], source: str, data: bytes,
-              lines: list[str], tpl_by_id: dict[str, str]) -> pa.Table:
+def _services(origin: pa.Array, comp: pa.Array, layout: pa.Array, path_service: Optional[str]) -> pa.Array:
+    """Service per row, resolved once per distinct (origin, component, layout), not once per line."""
+    n = len(origin)
+    if path_service is not None and origin.null_count == n:
+        return pa.repeat(pa.scalar(path_service, pa.string()), n)  # the file names it and no line overrides
+    key = pc.binary_join_element_wise(
+        pc.fill_null(origin, ""), pc.fill_null(comp, ""), pc.fill_null(layout, ""), "\x1f"
+    ).dictionary_encode()
+    names = []
+    for k in key.dictionary.to_pylist():
+        o, c, lay = k.split("\x1f")
+        if lay == "unparsed":
+            names.append(path_service)
+        else:
+            names.append(services.resolve(path_service, o or None, c or None) or _LAYOUT_SERVICE.get(lay))
+    return pc.take(pa.array(names, pa.string()), key.indices)
+
+
+def _to_table(rows: list[tuple], ext: dict[int, list], patched: dict[int, str], flags: dict[int, tuple],
+              source: str, data: bytes, lines: list[str], tpl_by_id: dict[str, str],
+              path_service: Optional[str]) -> pa.Table:
     n = len(rows)
     if n == 0:
         return SCHEMA.empty_table()
-    (line_no, line_end, ts, pid, level, comp, svc, ctx, inst, msg, tid, layout, parsed, trunc, bad,
-     line_idx) = (list(c) for c in zip(*rows))
+    (line_no, ts, pid, level, comp, origin, ctx, inst, msg, tid, layout, line_idx) = (list(c) for c in zip(*rows))
+    line_end = list(line_no)
+    trunc = [False] * n
+    bad = [False] * n
+    for row, (end, t, b) in flags.items():
+        line_end[row], trunc[row], bad[row] = end, t, b
     # raw: cut from the input bytes; rows whose raw differs from their one input line are patched in afterwards
     raw_by_row: dict[int, str] = dict(patched)
     for row, (end, extra, t, b) in ext.items():
@@ -339,19 +359,26 @@ def _to_table(rows: list[tuple], ext: dict[int, list], patched: dict[int, str], 
     for row, text in raw_by_row.items():
         raw[row] = text
     raw_arr = pa.array(raw, pa.string())
-    exc: list[Optional[str]] = [None] * n
-    for row in ext:
-        exc[row] = exception_line(raw_by_row[row])
+    if ext:
+        exc: list[Optional[str]] = [None] * n
+        for row in ext:
+            exc[row] = exception_line(raw_by_row[row])
+        exc_arr = pa.array(exc, pa.string())
+    else:
+        exc_arr = pa.nulls(n, pa.string())
+    layout_arr = pa.array(layout, pa.string())
+    used = set(pc.unique(layout_arr).to_pylist())
     ts_arr = pa.array(ts, pa.string())
-    ts_arr = pc.replace_substring_regex(ts_arr, r"^(\d{4}-\d\d-\d\d) +(\d):", r"\1T0\2:")  # MariaDB " 9:00"
+    if used & {"mysql"}:
+        ts_arr = pc.replace_substring_regex(ts_arr, r"^(\d{4}-\d\d-\d\d) +(\d):", r"\1T0\2:")  # MariaDB " 9:00"
     ts_arr = pc.replace_substring(ts_arr, " ", "T", max_replacements=1)
     ts_arr = pc.replace_substring(ts_arr, ",", ".", max_replacements=1)
-    ts_arr = pc.replace_substring_regex(ts_arr, r"([+-]\d\d)(\d\d)$", r"\1:\2")  # +0000 -> +00:00
+    if used & {"libvirt", "rabbitmq"}:
+        ts_arr = pc.replace_substring_regex(ts_arr, r"([+-]\d\d)(\d\d)$", r"\1:\2")  # +0000 -> +00:00
     ts_arr = _none_if_empty(ts_arr)
     level_arr = pa.array(level, pa.string()).dictionary_encode()
     canon = pa.array([level_of(v) for v in level_arr.dictionary.to_pylist()], pa.string())
     level_arr = pc.take(canon, level_arr.indices)
-    layout_arr = pa.array(layout, pa.string())
     comp_arr = _none_if_empty(pa.array(comp, pa.string()))
     for lay_name, default in DEFAULT_COMPONENT.items():
         sel = pc.and_(pc.equal(layout_arr, lay_name), pc.is_null(comp_arr))
@@ -369,7 +396,7 @@ def _to_table(rows: list[tuple], ext: dict[int, list], patched: dict[int, str], 
         pid_arr,
         level_arr,
         comp_arr,
-        _none_if_empty(pa.array(svc, pa.string())),
+        _services(_none_if_empty(pa.array(origin, pa.string())), comp_arr, layout_arr, path_service),
         req,
         glob,
         user,
@@ -378,9 +405,9 @@ def _to_table(rows: list[tuple], ext: dict[int, list], patched: dict[int, str], 
         pa.array(msg, pa.string()),
         tid_arr,
         tpl_arr,
-        pa.array(exc, pa.string()),
+        exc_arr,
         layout_arr,
-        pa.array(parsed, pa.bool_()),
+        pc.not_equal(layout_arr, "unparsed"),
         pa.array(trunc, pa.bool_()),
         pa.array(bad, pa.bool_()),
         raw_arr,
