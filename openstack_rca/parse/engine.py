@@ -89,6 +89,7 @@ def _chunk_job(args: tuple) -> tuple[str, dict]:
     fresh pages for the parent to fault in (which costs more than the parsing on some VMs).
     """
     data, source, layout_names, is_cri, year, first_line, max_line, path_service = args
+    data = _chunk_bytes(data)
     layouts = tuple(L.BY_NAME[n] for n in layout_names)
     res = parse_bytes(
         data, source, layouts, is_cri=is_cri, year=year, first_line_no=first_line,
@@ -108,8 +109,18 @@ def _read_chunk(path: str) -> pa.Table:
         os.unlink(path)  # the mapping stays valid; the name goes now so nothing leaks on a crash later
 
 
+def _chunk_bytes(piece: bytes | tuple[str, int, int]) -> bytes:
+    if isinstance(piece, bytes):
+        return piece
+    path, offset, length = piece
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        return fh.read(length)
+
+
 def _run_local(job: tuple) -> tuple[pa.Table, dict]:
     data, source, layout_names, is_cri, year, first_line, max_line, path_service = job
+    data = _chunk_bytes(data)
     res = parse_bytes(
         data, source, tuple(L.BY_NAME[n] for n in layout_names), is_cri=is_cri, year=year,
         first_line_no=first_line, max_line_bytes=max_line, path_service=path_service,
@@ -247,7 +258,7 @@ class Parser:
     def _plan(self, path: Path) -> _Pending:
         source = str(path)
         try:
-            raw = reader.read(path)
+            raw = reader.read(path, digest=self.cache is not None)
         except OSError as exc:
             return _Pending(FileReport(source, "unreadable", warnings=[f"cannot read: {exc.strerror or exc}"]))
         report = FileReport(source, "parsed", bytes=len(raw.data), compression=raw.compression,
@@ -278,15 +289,17 @@ class Parser:
         cuts = _split_points(data, parts, order[0], is_cri) if parts > 1 else [0, len(data)]
         line0 = 1
         for a, b in zip(cuts, cuts[1:]):
-            pending.jobs.append((data[a:b] if len(cuts) > 2 else data, source, names, is_cri, year, line0,
-                                 max_line, path_service))
+            # Uncompressed chunks travel as (path, offset, length): workers read them from the page cache
+            # themselves instead of receiving a pickled copy through a pipe.
+            piece = (source, a, b - a) if raw.compression is None and len(cuts) > 2 else data[a:b]
+            pending.jobs.append((piece, source, names, is_cri, year, line0, max_line, path_service))
             line0 += data.count(b"\n", a, b)
         return pending
 
     # -- running and assembling ----------------------------------------------------------------------------
     def _finish(self, batch: list[_Pending]):
         jobs = [job for p in batch for job in p.jobs]
-        job_bytes = sum(len(job[0]) for job in jobs)
+        job_bytes = sum(job[0][2] if isinstance(job[0], tuple) else len(job[0]) for job in jobs)
         if len(jobs) > 1 and self.workers > 1 and job_bytes >= self.config.parse.parallel_min_bytes:
             results = iter((_read_chunk(path), st) for path, st in _pool(self.workers).map(_chunk_job, jobs))
         else:

@@ -29,8 +29,8 @@ class RawFile:
 
     path: str
     data: bytes
-    digest: str
-    """Hash of the file as stored on disk (before decompression): the cache key."""
+    digest: str | None
+    """Hash of the file as stored on disk (before decompression): the cache key; None when not asked for."""
     compression: str | None = None
     warnings: list[str] = field(default_factory=list)
     binary: bool = False
@@ -99,9 +99,10 @@ def looks_binary(data: bytes) -> bool:
     return text / len(head) < 0.85
 
 
-def read(path: Path) -> RawFile:
+def read(path: Path, *, digest: bool = True) -> RawFile:
     blob = path.read_bytes()
-    raw = RawFile(path=str(path), data=blob, digest=hashlib.blake2b(blob, digest_size=16).hexdigest())
+    raw = RawFile(path=str(path), data=blob,
+                  digest=hashlib.blake2b(blob, digest_size=16).hexdigest() if digest else None)
     kind = None
     if blob.startswith(_GZIP):
         kind, (data, ok) = "gzip", _gunzip(blob)
