@@ -1,4 +1,8 @@
-"""Terminal rendering for the CLI (rich): tables for people, progress on a TTY, nothing on pipes."""
+"""Terminal rendering for the CLI (rich): tables for people, progress on a TTY, nothing on pipes.
+
+Log text is untrusted: everything that came from a log or a path is escaped, so "[instance: …]" or a crafted
+"[link=…]" in a message is printed as text, never read as rich markup.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ import sys
 from typing import Any, Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-out = Console(highlight=False, soft_wrap=False)
+# Pipes and CI logs get a wide fixed width instead of rich's 80 columns; terminals keep their own.
+out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
 
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
@@ -46,7 +52,7 @@ def parse_summary(summary: dict, overview: dict) -> None:
         out.print("files: " + ", ".join(f"{v} {k}" for k, v in skipped.items()))
     for f in summary["files"]:
         for w in f["warnings"]:
-            err.print(f"[yellow]warning[/] {f['path']}: {w}")
+            err.print(f"[yellow]warning[/] {escape(f['path'])}: {escape(w)}")
     if overview["services"]:
         table = Table(title="Records per service", title_justify="left")
         for col in ("service", "records", "errors", "warnings", "templates", "first", "last"):
@@ -54,8 +60,8 @@ def parse_summary(summary: dict, overview: dict) -> None:
         for s in overview["services"]:
             err_style = "bold red" if s["errors"] else ""
             table.add_row(
-                s["service"], f"{s['records']:,}", f"[{err_style}]{s['errors']:,}[/]" if err_style else "0",
-                f"{s['levels'].get('WARNING', 0):,}", str(s["templates"]), s["first"] or "-", s["last"] or "-",
+                escape(s["service"]), f"{s['records']:,}", f"[{err_style}]{s['errors']:,}[/]" if err_style else "0",
+                f"{s['levels'].get('WARNING', 0):,}", str(s["templates"]), _clock(s["first"]), _clock(s["last"]),
             )
         out.print(table)
     if overview["top_error_templates"]:
@@ -63,10 +69,15 @@ def parse_summary(summary: dict, overview: dict) -> None:
         for col in ("count", "first seen", "services", "template"):
             table.add_column(col, justify="right" if col == "count" else "left", overflow="fold")
         for r in overview["top_error_templates"]:
-            table.add_row(str(r["count"]), r["first"] or "-", ", ".join(r["services"]), r["template"])
+            table.add_row(str(r["count"]), _clock(r["first"]), escape(", ".join(r["services"])), escape(r["template"]))
         out.print(table)
     elif overview["records"]:
         out.print("[green]no ERROR or CRITICAL records[/]")
+
+
+def _clock(ts: str | None) -> str:
+    """``2026-11-23T09:38:40.205+00:00`` -> ``2026-11-23 09:38:40``: enough to read a timeline at a glance."""
+    return ts[:19].replace("T", " ") if ts else "-"
 
 
 def key_values(title: str, data: dict[str, Any]) -> None:
@@ -74,7 +85,7 @@ def key_values(title: str, data: dict[str, Any]) -> None:
     table.add_column("key", style="bold")
     table.add_column("value")
     for k, v in data.items():
-        table.add_row(str(k), str(v))
+        table.add_row(escape(str(k)), escape(str(v)))
     out.print(table)
 
 
@@ -83,5 +94,5 @@ def templates(rows: list[dict]) -> None:
     for col in ("id", "count", "first seen", "template"):
         table.add_column(col, justify="right" if col == "count" else "left", overflow="fold")
     for r in rows:
-        table.add_row(r["template_id"], f"{r['count']:,}", r["first_seen"] or "-", r["template"])
+        table.add_row(r["template_id"], f"{r['count']:,}", r["first_seen"] or "-", escape(r["template"]))
     out.print(table)

@@ -20,6 +20,8 @@ from openstack_rca.parse import services
         ("/var/log/rabbitmq/rabbit@controller.log", "rabbitmq"),
         ("/var/log/mysql/error.log", "mysql"),
         ("/var/log/libvirt/libvirtd.log", "libvirtd"),
+        ("/var/log/nova/nova-compute-compute-1.log", "nova-compute"),
+        ("/var/log/neutron/neutron-dhcp-agent-net1.log", "neutron-dhcp-agent"),
         ("/tmp/random/0.log", None),
     ],
 )

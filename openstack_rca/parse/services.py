@@ -70,15 +70,32 @@ _GENERIC = {"0", "1", "2", "error", "errors", "messages", "syslog", "current", "
             "devstack", "all", "combined", "stdout", "stderr", "console", ""}
 
 
+# Service names as OpenStack ships them; a file named "<service>-<host>.log" maps to the service.
+KNOWN_SERVICES = tuple(sorted(
+    {s for s in DEVSTACK_UNITS.values()} | {
+        "nova-api", "nova-compute", "nova-scheduler", "nova-conductor", "nova-novncproxy", "nova-api-metadata",
+        "nova-osapi", "neutron-server", "neutron-openvswitch-agent", "neutron-dhcp-agent", "neutron-l3-agent",
+        "neutron-metadata-agent", "neutron-linuxbridge-agent", "neutron-sriov-agent", "cinder-api",
+        "cinder-volume", "cinder-scheduler", "cinder-backup", "glance-api", "keystone", "placement-api",
+        "heat-api", "heat-engine", "octavia-api", "octavia-worker", "octavia-health-manager",
+        "octavia-housekeeping", "horizon",
+    },
+    key=len, reverse=True,
+))
+
+
 def _known(name: str) -> Optional[str]:
-    low = name.lower()
+    low = name.lower().replace("_", "-")
     if low in _INFRA:
         return _INFRA[low]
     if low.startswith("rabbit@") or low.startswith("rabbitmq"):
         return "rabbitmq"
-    project = low.split("-", 1)[0].split("_", 1)[0]
+    for svc in KNOWN_SERVICES:  # longest first: "nova-compute-compute-1" -> nova-compute
+        if low == svc or low.startswith(svc + "-"):
+            return svc
+    project = low.split("-", 1)[0]
     if project in _PROJECTS:
-        return low.replace("_", "-")
+        return low
     return None
 
 
