@@ -388,6 +388,9 @@ def _to_table(rows: list[tuple], ext: dict[int, list], patched: dict[int, str], 
     uniq = pc.unique(tid_arr)
     tpl_arr = pc.take(pa.array([tpl_by_id[t] for t in uniq.to_pylist()], pa.string()), pc.index_in(tid_arr, uniq))
     req, glob, user, proj = _context_columns(_none_if_empty(pa.array(ctx, pa.string())))
+    if "journald" in used:  # DevStack's context format names the project before the user
+        dev = pc.equal(layout_arr, "journald")
+        user, proj = pc.if_else(dev, proj, user), pc.if_else(dev, user, proj)
     cols = [
         pa.repeat(pa.scalar(source, pa.string()), n),
         pa.array(line_no, pa.int32()),
