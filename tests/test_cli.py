@@ -46,17 +46,18 @@ def test_parse_summary_human_and_json(tmp_path):
     assert human.returncode == 0 and "nova-compute" in human.stdout and "Instance failed to spawn" in human.stdout
     assert "[instance: <*>] Claim successful" not in human.stdout  # INFO lines are not in the error table
 
+    res = rca("parse", str(p), "--json", "--summary")
+    summary = json.loads(res.stdout)
+    assert summary["totals"]["lines"] == 6 and summary["totals"]["records"] == 3
+    assert summary["overview"]["services"][0]["errors"] == 1
+    assert summary["overview"]["top_error_templates"][0]["template"] == "Instance failed to spawn"
+
 
 def test_log_text_is_never_rich_markup(tmp_path):
     line = "2026-11-23 10:00:01.500 4242 ERROR nova.compute.manager [-] [instance: abc] [bold red]boom[/] [link=http://x]y"
     p = write(tmp_path / "nova-compute.log", line + "\n")
     human = rca("parse", str(p))
     assert "[instance: <*>] [bold red]boom[<*>] [link=<*>]y" in human.stdout
-    res = rca("parse", str(p), "--json", "--summary")
-    summary = json.loads(res.stdout)
-    assert summary["totals"]["lines"] == 6 and summary["totals"]["records"] == 3
-    assert summary["overview"]["services"][0]["errors"] == 1
-    assert summary["overview"]["top_error_templates"][0]["template"] == "Instance failed to spawn"
 
 
 def test_missing_path_exits_2_with_one_line(tmp_path):
