@@ -54,7 +54,7 @@ def test_parse_summary_human_and_json(tmp_path):
 
 
 def test_log_text_is_never_rich_markup(tmp_path):
-    line = "2026-11-23 10:00:01.500 4242 ERROR nova.compute.manager [-] [instance: abc] [bold red]boom[/] [link=http://x]y"
+    line = "2026-11-23 10:00:01.500 4242 ERROR nova.compute.manager [-] [instance: 6a4d7c1e-2b3f-4a5d-8e9f-0c1b2a3d4e5f] [bold red]boom[/] [link=http://x]y"
     p = write(tmp_path / "nova-compute.log", line + "\n")
     human = rca("parse", str(p))
     assert "[instance: <*>] [bold red]boom[<*>] [link=<*>]y" in human.stdout

@@ -10,7 +10,9 @@ messages put their variables in recognisable shapes, so one exact pass decides p
   one variable.
 
 Colons, ``=``, brackets and quotes are structure and stay: ``name=<*>``, ``network-vif-plugged:<*>``, ``(<*>)``.
-One regex split yields template and parameters together, which keeps this the cheapest step of parsing.
+One regex split yields template and parameters together. A C extension (``_speedups``, built at install when a
+compiler is there) runs the same language in one pass without backtracking, about 10x faster; it handles ASCII
+text and returns None otherwise, and the regex stays the definition (tests hold the two to identical output).
 """
 
 from __future__ import annotations
@@ -26,14 +28,32 @@ _PATH = r"[^\s()'\",\]]*+"
 _VARIABLE = re.compile(rf"(?<![\w.+/-])({_TOKEN}(?:,{_TOKEN})*+|/{_PATH}|https?://{_PATH})")
 
 
+try:
+    from ._speedups import mask as _c_mask
+    from ._speedups import template_of as c_template_of
+
+    ACCELERATED = True
+except ImportError:  # no compiler at install time: same results, slower
+    _c_mask = c_template_of = None
+    ACCELERATED = False
+
+
 def mask(message: str) -> tuple[str, list[str]]:
     """Return ``(template, parameters)`` for one message."""
+    if _c_mask is not None:
+        res = _c_mask(message)
+        if res is not None:
+            return res
     parts = _VARIABLE.split(message)
     return WILDCARD.join(parts[0::2]), parts[1::2]
 
 
 def template_of(message: str) -> str:
     """Only the template (cheaper when parameters are not needed)."""
+    if c_template_of is not None:
+        tpl = c_template_of(message)
+        if tpl is not None:
+            return tpl
     return _VARIABLE.sub(WILDCARD, message)
 
 

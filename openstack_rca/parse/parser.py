@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from . import services
 from .layouts import CRI, DEFAULT_COMPONENT, FIELDS, Layout, level_of
-from .masking import WILDCARD, _VARIABLE
+from .masking import WILDCARD, _VARIABLE, c_template_of
 from .records import SCHEMA
 from .templates import template_id
 
@@ -123,8 +123,18 @@ def parse_bytes(
     p_fix = primary.fix
     p_idx = None if primary.canonical else tuple(primary.regex.groupindex[n] for n in FIELDS)
     others = [(lay, None if lay.canonical else tuple(lay.regex.groupindex[n] for n in FIELDS)) for lay in layouts[1:]]
-    sub = _VARIABLE.sub
+    regex_sub = _VARIABLE.sub
     W = WILDCARD
+    fast = c_template_of
+
+    def sub(_w: str, text: str) -> str:
+        """The C masker when built and the text is ASCII, else the regex (same output)."""
+        if fast is not None:
+            tpl = fast(text)
+            if tpl is not None:
+                return tpl
+        return regex_sub(W, text)
+
     max_chars = max_line_bytes // 4  # below this many chars a line cannot exceed the byte limit
 
     prev_ts = prev_pid = prev_comp = None
@@ -243,13 +253,12 @@ def parse_bytes(
             in_tb = ""
             prev_ts, prev_pid, prev_comp = ts, pid, comp
             if msg.startswith(_INSTANCE):
-                # the prefix is fixed text around one id: mask only what follows it
-                j = msg.find("] ")
-                inst = msg[11:j]
-                tpl = "[instance: <*>] " + sub(W, msg[j + 2 :]) if j > 0 else sub(W, msg)
+                inst = msg[11 : msg.find("]")]
             else:
                 inst = _instance(msg) if _INSTANCE in msg else None
-                tpl = sub(W, msg)
+            tpl = fast(msg) if fast is not None else None
+            if tpl is None:
+                tpl = regex_sub(W, msg)
             tid = tids.get(tpl)
             if tid is None:
                 tid = tids[tpl] = template_id(tpl)
