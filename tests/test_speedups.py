@@ -57,3 +57,38 @@ def test_simulated_and_loghub_messages(tmp_path, loghub):
 def test_masking_uses_the_extension():
     assert masking.template_of("Took 1.5 seconds") == "Took <*> seconds"
     assert masking.ACCELERATED
+
+
+HEADER_PIECES = {
+    "prefix": ["", "", "nova-api.log.1.2017-05-16_13:53:08 ", "x.log ", ".log ", "a.logx ", "a.log\t", "nolog "],
+    "date": ["2026-11-23", "2026-1-23", "2026-11-2x", "20261123"],
+    "sep": [" ", "T", "_"],
+    "time": ["10:00:00", "10:00:0", "10:00:00.123", "10:00:00,5", "10:00:00.", "10:00:00.x"],
+    "pid": [" 4242", " ", " 42a", "  42"],
+    "level": [" INFO", " WARN", " WARNING", " WARNINGX", " info", " TRACE", " AUDIT", " CRITICAL"],
+    "comp": [" nova.compute.manager", " ", "  x", " a\tb", " é"],
+    "ctx": [" [req-1 u p - - -]", " [instance: abc]", " [-]", " [unclosed", " []", " [a]b", " ", ""],
+    "msg": [" hello 1", "", " [instance: 1] x", " tail]", "  two spaces", " é"],
+}
+
+
+def test_oslo_header_parser_matches_the_regexes():
+    from openstack_rca.parse.layouts import BY_NAME
+
+    rng = random.Random(11)
+    checked = 0
+    for _ in range(30000):
+        # mostly valid pieces (each list starts with one), so many lines match and many almost do
+        line = "".join(v[0] if rng.random() < 0.7 else rng.choice(v) for v in HEADER_PIECES.values())
+        if rng.random() < 0.2:  # random single-character damage
+            k = rng.randrange(len(line) + 1)
+            line = line[:k] + rng.choice(" \t[]x1.:-") + line[k + 1:]
+        for name, prefixed in (("oslo", False), ("oslo_prefixed", True)):
+            got = speedups.parse_oslo(line, prefixed)
+            if not line.isascii():
+                assert got is None
+                continue
+            m = BY_NAME[name].regex.match(line)
+            assert got == (m.groups() if m else False), (name, line)
+            checked += m is not None
+    assert checked > 1000  # the generator does produce matching lines

@@ -14,6 +14,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+try:  # the C twin of the two oslo regexes below (see _speedups.c); None without a compiler at install time
+    from ._speedups import parse_oslo as c_parse_oslo
+except ImportError:
+    c_parse_oslo = None
+
 FIELDS = ("origin", "ts", "pid", "level", "comp", "ctx", "msg")
 
 _LEVELS = "DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL|TRACE|AUDIT"

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import services
-from .layouts import CRI, DEFAULT_COMPONENT, FIELDS, Layout, level_of
+from .layouts import CRI, DEFAULT_COMPONENT, FIELDS, Layout, c_parse_oslo, level_of
 from .masking import WILDCARD, _VARIABLE, c_template_of
 from .records import SCHEMA
 from .templates import template_id
@@ -126,6 +126,9 @@ def parse_bytes(
     regex_sub = _VARIABLE.sub
     W = WILDCARD
     fast = c_template_of
+    # the C header parser covers the oslo layouts, which are nearly every OpenStack line
+    c_header = c_parse_oslo if p_name in ("oslo", "oslo_prefixed") else None
+    c_prefixed = p_name == "oslo_prefixed"
 
     def sub(_w: str, text: str) -> str:
         """The C masker when built and the text is ASCII, else the regex (same output)."""
@@ -192,16 +195,21 @@ def parse_bytes(
                         start_ln = partial_start
                         patched[len(rows)] = "\n".join(partial + [line])
                         partial = []
-            m = p_match(text)
-            if m is not None:
-                lname, fix, gi = p_name, p_fix, p_idx
+            g = c_header(text, c_prefixed) if c_header is not None else None
+            if g is None:  # no C path for this layout, or a non-ASCII line: the regex decides
+                m = p_match(text)
+                g = (m.groups() if p_idx is None else m.group(*p_idx)) if m is not None else False
+            if g is not False:
+                lname, fix = p_name, p_fix
             else:
+                g = None
                 for lay, gi in others:
                     m = lay.regex.match(text)
                     if m is not None:
+                        g = m.groups() if gi is None else m.group(*gi)
                         lname, fix = lay.name, lay.fix
                         break
-            if m is None:
+            if g is None:
                 # No header: a traceback or wrapped line of the record before it, else an unparsed record.
                 opens = text.startswith(_TRACEBACK) or text.startswith(_CHAINED)
                 indented = text[0] in " \t"
@@ -232,7 +240,7 @@ def parse_bytes(
                 append((start_ln, cri_ts, None, None, None, None, None, _instance(text), text, tid, "unparsed", idx))
                 continue
 
-            origin, ts, pid, level, comp, ctx, msg = m.groups() if gi is None else m.group(*gi)
+            origin, ts, pid, level, comp, ctx, msg = g
             if fix is not None:
                 ts = fix(m, year)
             elif not ts and cri_ts:
