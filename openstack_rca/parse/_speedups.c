@@ -1,5 +1,5 @@
 /*
- * The masking hot path in C: the same language as openstack_rca.parse.masking._VARIABLE, for ASCII text.
+ * The masking hot path in C: the same language as openstack_rca.parse.masking.VARIABLE, for ASCII text.
  *
  *   (?<![\w.+/-])( [A-Za-z_.+-]*+ \d [\w.+/-]*+ (?: , <same> )*+  |  / PATH  |  https?:// PATH )
  *   PATH = [^\s()'",\]]*+

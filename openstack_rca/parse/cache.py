@@ -26,7 +26,7 @@ def parser_fingerprint() -> str:
     """Changes whenever a pattern that shapes records changes."""
     h = hashlib.blake2b(digest_size=6)
     h.update(PARSER_VERSION.encode())
-    h.update(masking._VARIABLE.pattern.encode())
+    h.update(masking.VARIABLE.pattern.encode())
     for lay in layouts.LAYOUTS:
         h.update(lay.regex.pattern.encode())
     h.update(layouts.CRI.pattern.encode())

@@ -196,9 +196,11 @@ class _Pending:
     """A file read and planned, waiting for its jobs' results."""
 
     report: FileReport
+    size: int = 0
     jobs: list[tuple] = field(default_factory=list)
     cache_key: Optional[str] = None
     table: Optional[pa.Table] = None
+    templates: dict[str, tuple] = field(default_factory=dict)
 
 
 class Parser:
@@ -224,11 +226,13 @@ class Parser:
 
         def flush() -> None:
             nonlocal done, batch_bytes
-            for pending, size in self._finish(batch):
+            for pending in self._finish(batch):
                 reports.append(pending.report)
                 if pending.table is not None and pending.table.num_rows:
                     tables.append(pending.table)
-                done += size
+                for tid, stats in pending.templates.items():
+                    learned[tid] = _merge(learned.get(tid), stats)
+                done += pending.size
                 if progress:
                     progress(done, total)
             batch.clear()
@@ -236,17 +240,12 @@ class Parser:
 
         for f, size in zip(files, sizes):
             pending = self._plan(f)
-            pending.report_size = size  # type: ignore[attr-defined]
+            pending.size = size
             batch.append(pending)
             batch_bytes += pending.report.bytes
             if batch_bytes >= _BATCH_BYTES:
                 flush()
         flush()
-        for rep in reports:
-            for tid, stats in getattr(rep, "_templates", {}).items():
-                learned[tid] = _merge(learned.get(tid), stats)
-            if hasattr(rep, "_templates"):
-                del rep._templates  # type: ignore[attr-defined]
         new = 0
         if self.config.parse.learn_templates and learned:
             new = self.store.learn(learned)
@@ -308,7 +307,7 @@ class Parser:
             if pending.jobs:
                 parts = [next(results) for _ in pending.jobs]
                 self._assemble(pending, parts)
-            yield pending, getattr(pending, "report_size", 0)
+            yield pending
 
     def _assemble(self, pending: _Pending, parts: list[tuple[pa.Table, dict]]) -> None:
         report = pending.report
@@ -323,7 +322,7 @@ class Parser:
             for tid, stats in st["templates"].items():
                 templates[tid] = _merge(templates.get(tid), stats)
         report.records = table.num_rows
-        report._templates = templates  # type: ignore[attr-defined]
+        pending.templates = templates
         max_line = self.config.parse.max_line_bytes
         if report.unparsed and report.unparsed == report.records:
             report.warnings.append("no known log layout recognised; every line kept as an unparsed record")

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from . import services
 from .layouts import CRI, DEFAULT_COMPONENT, FIELDS, Layout, c_parse_oslo, level_of
-from .masking import WILDCARD, _VARIABLE, c_template_of
+from .masking import WILDCARD, VARIABLE, c_template_of, template_of
 from .records import SCHEMA
 from .templates import template_id
 
@@ -123,20 +123,12 @@ def parse_bytes(
     p_fix = primary.fix
     p_idx = None if primary.canonical else tuple(primary.regex.groupindex[n] for n in FIELDS)
     others = [(lay, None if lay.canonical else tuple(lay.regex.groupindex[n] for n in FIELDS)) for lay in layouts[1:]]
-    regex_sub = _VARIABLE.sub
+    regex_sub = VARIABLE.sub
     W = WILDCARD
     fast = c_template_of
     # the C header parser covers the oslo layouts, which are nearly every OpenStack line
     c_header = c_parse_oslo if p_name in ("oslo", "oslo_prefixed") else None
     c_prefixed = p_name == "oslo_prefixed"
-
-    def sub(_w: str, text: str) -> str:
-        """The C masker when built and the text is ASCII, else the regex (same output)."""
-        if fast is not None:
-            tpl = fast(text)
-            if tpl is not None:
-                return tpl
-        return regex_sub(W, text)
 
     max_chars = max_line_bytes // 4  # below this many chars a line cannot exceed the byte limit
 
@@ -230,7 +222,7 @@ def parse_bytes(
                 unparsed += 1
                 in_tb = ""
                 prev_ts = prev_pid = prev_comp = None
-                tpl = sub(W, text)
+                tpl = template_of(text)
                 tid = tids.get(tpl)
                 if tid is None:
                     tid = tids[tpl] = template_id(tpl)
@@ -278,7 +270,7 @@ def parse_bytes(
         if partial:  # the input ends inside a split line: keep the pieces as one unparsed record
             text = "".join(CRI.match(p).group(4) for p in partial)
             unparsed += 1
-            tpl = sub(W, text)
+            tpl = template_of(text)
             tid = tids[tpl] = tids.get(tpl) or template_id(tpl)
             flags[len(rows)] = (first_line_no + len(lines) - 1, False, False)
             patched[len(rows)] = "\n".join(partial)
