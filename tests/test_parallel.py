@@ -50,3 +50,16 @@ def test_parallel_across_many_small_files(cfg, tmp_path):
                       use_cache=False).parse([tmp_path])
     assert parallel.table.equals(serial.table)
     assert [f.path for f in parallel.files] == sorted(str(p) for p in tmp_path.iterdir())
+
+
+def test_progress_moves_within_a_big_file_and_ends_at_the_total(cfg, tmp_path):
+    p = write(tmp_path / "nova-compute.log", corpus(3000))
+    small = write(tmp_path / "z-small.log", corpus(2))
+    calls = []
+    Parser(cfg.replace(parse=replace(cfg.parse, workers=1, chunk_bytes=256 * 1024)), use_cache=False).parse(
+        [p, small], lambda done, total: calls.append((done, total))
+    )
+    total = p.stat().st_size + small.stat().st_size
+    assert len(calls) > 4 and calls[-1] == (total, total)
+    assert all(a[0] <= b[0] for a, b in zip(calls, calls[1:]))  # never goes backwards
+    assert calls[0][0] < p.stat().st_size  # moved before the big file was finished

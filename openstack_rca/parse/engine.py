@@ -224,17 +224,20 @@ class Parser:
         batch: list[_Pending] = []
         batch_bytes = 0
 
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, total)
+
         def flush() -> None:
-            nonlocal done, batch_bytes
-            for pending in self._finish(batch):
+            nonlocal batch_bytes
+            for pending in self._finish(batch, advance):
                 reports.append(pending.report)
                 if pending.table is not None and pending.table.num_rows:
                     tables.append(pending.table)
                 for tid, stats in pending.templates.items():
                     learned[tid] = _merge(learned.get(tid), stats)
-                done += pending.size
-                if progress:
-                    progress(done, total)
             batch.clear()
             batch_bytes = 0
 
@@ -296,17 +299,29 @@ class Parser:
         return pending
 
     # -- running and assembling ----------------------------------------------------------------------------
-    def _finish(self, batch: list[_Pending]):
+    def _finish(self, batch: list[_Pending], advance: Callable[[int], None]):
+        """Run the batch's jobs (in the pool when big enough), yielding each file once its chunks are in.
+
+        ``advance(n)`` is told the on-disk bytes done after every chunk, so a progress bar moves within big files.
+        """
         jobs = [job for p in batch for job in p.jobs]
-        job_bytes = sum(job[0][2] if isinstance(job[0], tuple) else len(job[0]) for job in jobs)
+        job_bytes = sum(_job_len(job) for job in jobs)
         if len(jobs) > 1 and self.workers > 1 and job_bytes >= self.config.parse.parallel_min_bytes:
             results = iter((_read_chunk(path), st) for path, st in _pool(self.workers).map(_chunk_job, jobs))
         else:
             results = (_run_local(job) for job in jobs)
         for pending in batch:
             if pending.jobs:
-                parts = [next(results) for _ in pending.jobs]
+                parts, done = [], 0
+                for job in pending.jobs:
+                    parts.append(next(results))
+                    step = pending.size * _job_len(job) // max(pending.report.bytes, 1)
+                    advance(step)
+                    done += step
                 self._assemble(pending, parts)
+                advance(pending.size - done)
+            else:
+                advance(pending.size)
             yield pending
 
     def _assemble(self, pending: _Pending, parts: list[tuple[pa.Table, dict]]) -> None:
@@ -334,6 +349,11 @@ class Parser:
             self.cache.put(pending.cache_key, table)
         pending.table = table
         pending.jobs = []
+
+
+def _job_len(job: tuple) -> int:
+    piece = job[0]
+    return piece[2] if isinstance(piece, tuple) else len(piece)
 
 
 def _size(path: Path) -> int:
