@@ -25,7 +25,7 @@ from ..config import RCAConfig
 from . import layouts as L
 from . import reader, services
 from .cache import ParsedCache
-from .parser import parse_bytes
+from .parser import ChunkResult, LineCounts, parse_bytes
 from .records import empty_table
 from .templates import TemplateStore
 
@@ -34,22 +34,14 @@ ProgressFn = Callable[[int, int], None]
 
 _SAMPLE_LINES = 50
 _BATCH_BYTES = 256 * 1024 * 1024
-_STAT_KEYS = ("lines", "blank", "unparsed", "continuation", "truncated", "decode_errors")
 
 
 @dataclass
-class FileReport:
-    path: str
-    status: str  # parsed | cached | empty | binary | unreadable
+class FileReport(LineCounts):
+    path: str = ""
+    status: str = "parsed"  # parsed | cached | empty | binary | unreadable
     bytes: int = 0
-    lines: int = 0
     records: int = 0
-    blank: int = 0
-    unparsed: int = 0
-    continuation: int = 0
-    truncated: int = 0
-    decode_errors: int = 0
-    layouts: dict[str, int] = field(default_factory=dict)
     compression: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
 
@@ -82,7 +74,7 @@ class ParseResult:
 _SHM = Path("/dev/shm") if Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK) else None
 
 
-def _chunk_job(args: tuple) -> tuple[str, dict]:
+def _chunk_job(args: tuple) -> tuple[str, ChunkResult]:
     """Worker: parse one byte range of a file; write the table as an Arrow IPC file in shared memory.
 
     The parent memory-maps that file instead of receiving the table through a pipe: no pickling, no copy, and no
@@ -98,8 +90,8 @@ def _chunk_job(args: tuple) -> tuple[str, dict]:
     fd, path = tempfile.mkstemp(prefix="rca-chunk-", suffix=".arrow", dir=_SHM)
     with os.fdopen(fd, "wb") as fh, pa.ipc.new_file(fh, res.table.schema) as writer:
         writer.write_table(res.table)
-    stats = {k: v for k, v in vars(res).items() if k != "table"}
-    return path, stats
+    res.table = None
+    return path, res
 
 
 def _read_chunk(path: str) -> pa.Table:
@@ -118,14 +110,15 @@ def _chunk_bytes(piece: bytes | tuple[str, int, int]) -> bytes:
         return fh.read(length)
 
 
-def _run_local(job: tuple) -> tuple[pa.Table, dict]:
+def _run_local(job: tuple) -> tuple[pa.Table, ChunkResult]:
     data, source, layout_names, is_cri, year, first_line, max_line, path_service = job
     data = _chunk_bytes(data)
     res = parse_bytes(
         data, source, tuple(L.BY_NAME[n] for n in layout_names), is_cri=is_cri, year=year,
         first_line_no=first_line, max_line_bytes=max_line, path_service=path_service,
     )
-    return res.table, {k: v for k, v in vars(res).items() if k != "table"}
+    table, res.table = res.table, None
+    return table, res
 
 
 def _header_key(line: bytes, layout: L.Layout, is_cri: bool):
@@ -262,8 +255,8 @@ class Parser:
         try:
             raw = reader.read(path, digest=self.cache is not None)
         except OSError as exc:
-            return _Pending(FileReport(source, "unreadable", warnings=[f"cannot read: {exc.strerror or exc}"]))
-        report = FileReport(source, "parsed", bytes=len(raw.data), compression=raw.compression,
+            return _Pending(FileReport(path=source, status="unreadable", warnings=[f"cannot read: {exc.strerror or exc}"]))
+        report = FileReport(path=source, status="parsed", bytes=len(raw.data), compression=raw.compression,
                             warnings=list(raw.warnings))
         pending = _Pending(report)
         if raw.binary:
@@ -324,17 +317,14 @@ class Parser:
                 advance(pending.size)
             yield pending
 
-    def _assemble(self, pending: _Pending, parts: list[tuple[pa.Table, dict]]) -> None:
+    def _assemble(self, pending: _Pending, parts: list[tuple[pa.Table, ChunkResult]]) -> None:
         report = pending.report
         tables = [t for t, _ in parts]
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         templates: dict[str, tuple] = {}
-        for _, st in parts:
-            for k in _STAT_KEYS:
-                setattr(report, k, getattr(report, k) + st[k])
-            for name, n in st["layouts"].items():
-                report.layouts[name] = report.layouts.get(name, 0) + n
-            for tid, stats in st["templates"].items():
+        for _, chunk in parts:
+            report.add(chunk)
+            for tid, stats in chunk.templates.items():
                 templates[tid] = _merge(templates.get(tid), stats)
         report.records = table.num_rows
         pending.templates = templates

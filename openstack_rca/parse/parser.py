@@ -28,10 +28,9 @@ _LAYOUT_SERVICE = {"rabbitmq": "rabbitmq", "mysql": "mysql", "libvirt": "libvirt
 
 
 @dataclass
-class ChunkResult:
-    """A parsed chunk: the table plus the accounting that proves no line was lost."""
+class LineCounts:
+    """Where every input line went; parsed chunks and file reports both carry it, and they add up."""
 
-    table: pa.Table
     lines: int = 0
     blank: int = 0
     unparsed: int = 0
@@ -39,7 +38,20 @@ class ChunkResult:
     truncated: int = 0
     decode_errors: int = 0
     layouts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: "LineCounts") -> None:
+        for name in ("lines", "blank", "unparsed", "continuation", "truncated", "decode_errors"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name, n in other.layouts.items():
+            self.layouts[name] = self.layouts.get(name, 0) + n
+
+
+@dataclass
+class ChunkResult(LineCounts):
+    """A parsed chunk: the accounting that proves no line was lost, the templates seen, and the table."""
+
     templates: dict[str, tuple[str, int, Optional[str], Optional[str]]] = field(default_factory=dict)
+    table: Optional[pa.Table] = None
 
 
 def decode(data: bytes) -> tuple[list[str], frozenset[int]]:
@@ -141,6 +153,15 @@ def parse_bytes(
 
     has_cr = b"\r" in data
 
+    def new_tid(tpl: str) -> str:
+        tid = tids[tpl] = template_id(tpl)
+        return tid
+
+    def mark(ln: int, trunc: bool, bad: bool, line: str) -> None:
+        """The newest row is not simply its one input line: it ends later, or was cut or repaired."""
+        flags[len(rows)] = (ln, trunc, bad)
+        patched.setdefault(len(rows), line)
+
     def attach(line: str, ln: int, trunc: bool, bad: bool) -> None:
         """Continuation lines always belong to the newest record."""
         cur = len(rows) - 1
@@ -223,12 +244,9 @@ def parse_bytes(
                 in_tb = ""
                 prev_ts = prev_pid = prev_comp = None
                 tpl = template_of(text)
-                tid = tids.get(tpl)
-                if tid is None:
-                    tid = tids[tpl] = template_id(tpl)
+                tid = tids.get(tpl) or new_tid(tpl)
                 if trunc or bad or start_ln != ln:
-                    flags[len(rows)] = (ln, trunc, bad)
-                    patched.setdefault(len(rows), line)
+                    mark(ln, trunc, bad, line)
                 append((start_ln, cri_ts, None, None, None, None, None, _instance(text), text, tid, "unparsed", idx))
                 continue
 
@@ -259,19 +277,16 @@ def parse_bytes(
             tpl = fast(msg) if fast is not None else None
             if tpl is None:
                 tpl = regex_sub(W, msg)
-            tid = tids.get(tpl)
-            if tid is None:
-                tid = tids[tpl] = template_id(tpl)
+            tid = tids.get(tpl) or new_tid(tpl)
             if trunc or bad or start_ln != ln:
-                flags[len(rows)] = (ln, trunc, bad)
-                patched.setdefault(len(rows), line)
+                mark(ln, trunc, bad, line)
             append((start_ln, ts, pid, level, comp, origin, ctx, inst, msg, tid, lname, idx))
         blank += len(pending_blank)
         if partial:  # the input ends inside a split line: keep the pieces as one unparsed record
             text = "".join(CRI.match(p).group(4) for p in partial)
             unparsed += 1
             tpl = template_of(text)
-            tid = tids[tpl] = tids.get(tpl) or template_id(tpl)
+            tid = tids.get(tpl) or new_tid(tpl)
             flags[len(rows)] = (first_line_no + len(lines) - 1, False, False)
             patched[len(rows)] = "\n".join(partial)
             append((partial_start, None, None, None, None, None, None, None, text, tid, "unparsed", -1))
