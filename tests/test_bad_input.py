@@ -103,18 +103,18 @@ def test_windows_line_endings(cfg, tmp_path):
 
 
 def test_unreadable_file_is_reported_not_fatal(cfg, tmp_path, monkeypatch):
-    from pathlib import Path
+    from openstack_rca.parse import reader
 
     secret = write(tmp_path / "secret.log", GOOD + "\n")
     write(tmp_path / "ok.log", GOOD + "\n")
-    real = Path.read_bytes
+    real = reader._map
 
-    def guarded(self):  # tests run as root, where mode 000 does not stop a read
-        if self == secret:
+    def guarded(path):  # tests run as root, where mode 000 does not stop a read
+        if path == secret:
             raise PermissionError(13, "Permission denied")
-        return real(self)
+        return real(path)
 
-    monkeypatch.setattr(Path, "read_bytes", guarded)
+    monkeypatch.setattr(reader, "_map", guarded)
     res = run(cfg, tmp_path)
     by_name = {f.path.rsplit("/", 1)[1]: f for f in res.files}
     assert by_name["secret.log"].status == "unreadable" and "Permission denied" in by_name["secret.log"].warnings[0]

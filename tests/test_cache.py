@@ -54,3 +54,13 @@ def test_damaged_cache_entry_is_a_miss(cfg, tmp_path):
         entry.write_bytes(b"not parquet")
     res = Parser(cfg).parse([p])
     assert res.files[0].status == "parsed" and res.table.num_rows == 1
+
+
+def test_cache_hit_on_a_memory_mapped_file(cfg, tmp_path):
+    p = write(tmp_path / "nova-compute.log", (LINE + "\n") * 20000 + "\n\n")  # > 1 MiB: read through mmap
+    assert p.stat().st_size > 1024 * 1024
+    first = Parser(cfg).parse([p])
+    second = Parser(cfg).parse([p])
+    assert [f.status for f in (first.files[0], second.files[0])] == ["parsed", "cached"]
+    assert second.totals == {**first.totals, "files_parsed": 0, "files_cached": 1}
+    assert second.totals["blank"] == 2 and second.table.equals(first.table)

@@ -286,9 +286,9 @@ class Parser:
         for a, b in zip(cuts, cuts[1:]):
             # Uncompressed chunks travel as (path, offset, length): workers read them from the page cache
             # themselves instead of receiving a pickled copy through a pipe.
-            piece = (source, a, b - a) if raw.compression is None and len(cuts) > 2 else data[a:b]
+            piece = (source, a, b - a) if raw.compression is None else data[a:b]
             pending.jobs.append((piece, source, names, is_cri, year, line0, max_line, path_service))
-            line0 += data.count(b"\n", a, b)
+            line0 += reader.count_newlines(data, a, b)
         return pending
 
     # -- running and assembling ----------------------------------------------------------------------------
@@ -366,7 +366,7 @@ def _account_cached(report: FileReport, table: pa.Table, data: bytes) -> None:
     """Rebuild a cache hit's line accounting from the table itself (cheap columnar sums)."""
     report.status = "cached"
     report.records = table.num_rows
-    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    lines = reader.count_newlines(data) + (0 if data[-1:] == b"\n" else 1)
     span = pc.sum(pc.add(pc.subtract(table["line_end"], table["line_no"]), 1)).as_py() or 0
     report.lines = lines
     report.blank = lines - span
