@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.loghub import UUID_HEX_MASKS, drain3_miner, require_loghub, scaled_corpus  # noqa: E402
 from openstack_rca.config import load  # noqa: E402
 from openstack_rca.parse import Parser  # noqa: E402
+from openstack_rca.parse import masking  # noqa: E402
 from openstack_rca.parse.layouts import BY_NAME  # noqa: E402
 
 
@@ -79,11 +80,13 @@ def main() -> int:
     for r in rows:
         r["vs_drain3"] = r["lines_per_s"] / drain_rate
     meta = {"date": date.today().isoformat(), "lines": n, "unique_lines": unique, "cpus": os.cpu_count(),
-            "python": platform.python_version(), "machine": platform.machine()}
+            "python": platform.python_version(), "machine": platform.machine(),
+            "c_speedups": masking.ACCELERATED}
     if args.json:
         print(json.dumps({**meta, "results": rows}, indent=2))
     else:
-        print(f"{n} lines ({unique} unique), {meta['cpus']} CPUs, Python {meta['python']}, {meta['date']}")
+        print(f"{n} lines ({unique} unique), {meta['cpus']} CPUs, Python {meta['python']}, {meta['date']}, "
+              f"C speedups {'on' if meta['c_speedups'] else 'off (regex fallback)'}")
         print(f"{'parser':<34} {'input':<13} {'seconds':>8} {'lines/s':>10} {'vs Drain3':>10}")
         for r in rows:
             print(f"{r['parser']:<34} {r['input']:<13} {r['seconds']:>8.2f} {r['lines_per_s']:>10,.0f} {r['vs_drain3']:>9.1f}x")
