@@ -148,11 +148,19 @@ def cmd_templates(args: argparse.Namespace, cfg: RCAConfig) -> int:
 
 
 # -- argument parsing -----------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that says where to look, like every other rca error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        _fail(f"{message} (see `{self.prog} --help`)")
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="rca", description="Root-cause analysis for OpenStack logs.")
+    ap = _Parser(prog="rca", description="Root-cause analysis for OpenStack logs.")
     ap.add_argument("--version", action="version", version=f"openstack-rca {__version__}")
     ap.add_argument("--config", help="TOML config file (default: $RCA_CONFIG, else $RCA_HOME/config.toml)")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def add(name: str, fn: Callable, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
@@ -176,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the faults and exit")
 
     p = add("cache", cmd_cache, "Inspect or clear caches under RCA_HOME.")
-    csub = p.add_subparsers(dest="cache_cmd", required=True, metavar="ACTION")
+    csub = p.add_subparsers(dest="cache_cmd", required=True, metavar="ACTION", parser_class=_Parser)
     for name, help_ in (("info", "what is cached, and where"), ("clear", "delete cached data")):
         cp = csub.add_parser(name, help=help_)
         cp.add_argument("--json", action="store_true", help="machine-readable output on stdout")

@@ -92,3 +92,24 @@ def test_templates_command_lists_learned_templates(tmp_path):
     rca("parse", str(p), "--json", "--summary")
     rows = json.loads(rca("templates", "--json").stdout)
     assert {r["template"] for r in rows} >= {"Instance failed to spawn", "[instance: <*>] Claim successful on node <*>"}
+
+
+def test_usage_errors_are_one_line():
+    for args in ((), ("parse",), ("cache",), ("parse", "--bogus", "x")):
+        res = rca(*args)
+        assert res.returncode == 2 and res.stderr.count("\n") == 1 and "--help" in res.stderr, args
+
+
+def test_simulate_unknown_fault_lists_the_choices(tmp_path):
+    res = rca("simulate", "--fault", "meteor_strike", "--out", str(tmp_path / "x"))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "rabbitmq_outage" in res.stderr
+
+
+def test_simulate_then_parse_json(tmp_path):
+    truth = json.loads(rca("simulate", "--fault", "no_valid_host", "--out", str(tmp_path / "logs"), "--lines", "800",
+                           "--json").stdout)
+    assert truth["category"] == "scheduling" and truth["root_cause"]
+    summary = json.loads(rca("parse", str(tmp_path / "logs"), "--json", "--summary").stdout)
+    assert summary["totals"]["lines"] == truth["lines"] and summary["totals"]["unparsed"] == 0
+    faults = json.loads(rca("simulate", "--list", "--json").stdout)
+    assert {f["fault"] for f in faults} >= {"rabbitmq_outage", "none", "no_valid_host"}
