@@ -272,12 +272,7 @@ Traceback (most recent call last):
     return self.scheduler_rpcapi.select_destinations(context, spec_obj,
   File "{PY}/nova/scheduler/rpcapi.py", line 160, in select_destinations
     return cctxt.call(ctxt, 'select_destinations', **msg_args)
-  File "{PY}/oslo_messaging/rpc/client.py", line 190, in call
-    result = self.transport._send(
-  File "{PY}/oslo_messaging/transport.py", line 123, in _send
-    return self._driver.send(target, ctxt, message,
-  File "{PY}/oslo_messaging/_drivers/amqpdriver.py", line 689, in send
-    return self._send(target, ctxt, message, wait_for_reply, timeout,
+""", _RPC_CALL, """
   File "{PY}/oslo_messaging/_drivers/amqpdriver.py", line 681, in _send
     raise result
 nova.exception_Remote.NoValidHost_Remote: No valid host was found. {blank}
