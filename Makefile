@@ -20,10 +20,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The demo keeps its data home inside demo-output so it never touches ~/.openstack-rca.
+demo: export RCA_HOME := $(CURDIR)/$(DEMO_DIR)/home
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR)
+	$(VENV)/bin/rca simulate --fault none --out $(DEMO_DIR)/normal --lines 12000 --seed 1
 	$(VENV)/bin/rca simulate --fault $(DEMO_FAULT) --out $(DEMO_DIR)/logs --lines 6000 --seed 7
 	$(VENV)/bin/rca parse $(DEMO_DIR)/logs
+	$(VENV)/bin/rca train --logs $(DEMO_DIR)/normal
+	$(VENV)/bin/rca score $(DEMO_DIR)/logs --sessions 5
 
 test: $(STAMP)
 	$(PY) -m pytest

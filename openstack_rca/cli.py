@@ -147,6 +147,75 @@ def cmd_templates(args: argparse.Namespace, cfg: RCAConfig) -> int:
     return 0
 
 
+def _with_model_flags(cfg: RCAConfig, args: argparse.Namespace) -> RCAConfig:
+    from dataclasses import replace
+
+    changes = {k: getattr(args, k) for k in ("alias",) if getattr(args, k, None)}
+    return cfg.replace(model=replace(cfg.model, **changes)) if changes else cfg
+
+
+def cmd_train(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    from model_training.pipeline import train
+
+    from . import console
+    from .score.deeplog import DeepLogConfig
+
+    hp = DeepLogConfig(
+        window=args.window or cfg.model.window, top_g=args.top_g or cfg.model.top_g,
+        epochs=args.epochs or cfg.model.epochs, seed=args.seed,
+    )
+    with console.epoch_progress(hp.epochs) as on_epoch:
+        result = train(args.logs, _with_model_flags(cfg, args), hp, on_epoch=on_epoch)
+    if args.json:
+        _print_json(result)
+    else:
+        console.key_values(f"trained {result['model_uri']} (version {result['version']})", {
+            "run": result["run_id"], **{k: round(v, 4) for k, v in result["metrics"].items()},
+        })
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    from . import registry
+
+    cfg = _with_model_flags(cfg, args)
+    if args.models_cmd == "list":
+        rows = registry.list_versions(cfg)
+        if args.json:
+            _print_json(rows)
+        else:
+            from . import console
+
+            console.model_versions(cfg.model.name, rows)
+        return 0
+    result = registry.promote(cfg, args.version)
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{result['model_name']}@{result['alias']} -> version {result['version']}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    from . import registry
+    from .parse import Parser
+    from .score.report import top_anomalies
+
+    cfg = _with_model_flags(cfg, args)
+    loaded = registry.load(cfg)
+    table = Parser(cfg).parse(args.paths).table
+    sessions = top_anomalies(table, loaded.bundle.score(table), per_session=args.top, sessions=args.sessions)
+    result = {"model": {"name": loaded.name, "version": loaded.version, "alias": loaded.alias,
+                        "source": loaded.source}, "records": table.num_rows, "sessions": sessions}
+    if args.json:
+        _print_json(result)
+    else:
+        from . import console
+
+        console.anomalies(result)
+    return 0
+
+
 # -- argument parsing -----------------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line that says where to look, like every other rca error."""
@@ -190,6 +259,30 @@ def build_parser() -> argparse.ArgumentParser:
         cp.add_argument("--json", action="store_true", help="machine-readable output on stdout")
         if name == "clear":
             cp.add_argument("--target", choices=("all", "parsed", "templates"), default="all")
+
+    p = add("train", cmd_train, "Train the DeepLog LSTM and TF-IDF on logs; register the model in MLflow.")
+    p.add_argument("--logs", nargs="+", required=True, metavar="PATH", help="log files or directories (mostly normal)")
+    p.add_argument("--epochs", type=int, help="training epochs (default: model.epochs)")
+    p.add_argument("--window", type=int, help="events of history per prediction (default: model.window)")
+    p.add_argument("--top-g", dest="top_g", type=int, help="anomalous when outside the g likeliest (default: model.top_g)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alias", help="alias to point at the new version (default: model.alias)")
+
+    p = add("models", cmd_models, "The model registry: list versions, promote one to the alias.")
+    msub = p.add_subparsers(dest="models_cmd", required=True, metavar="ACTION", parser_class=_Parser)
+    mp = msub.add_parser("list", help="registered versions, aliases and metrics")
+    mp.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    mp.add_argument("--alias", help=argparse.SUPPRESS)
+    mp = msub.add_parser("promote", help="point the alias (default champion) at VERSION")
+    mp.add_argument("version", metavar="VERSION")
+    mp.add_argument("--alias", help="alias to move (default: model.alias)")
+    mp.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+
+    p = add("score", cmd_score, "Score logs with the registered model: the most anomalous lines per session.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--top", type=int, default=3, help="lines per session (default 3)")
+    p.add_argument("--sessions", type=int, default=10, help="sessions to show, most anomalous first (default 10)")
+    p.add_argument("--alias", help="model alias to load (default: model.alias)")
 
     p = add("templates", cmd_templates, "List the templates learned so far (the model's future vocabulary).")
     p.add_argument("--limit", type=int, default=50)

@@ -51,12 +51,33 @@ class CacheConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    """Where the model lives (MLflow) and how it is trained by default."""
+
+    name: str = "openstack-rca-lstm"
+    alias: str = "champion"
+    tracking_uri: str = ""
+    """'' = $MLFLOW_TRACKING_URI if set, else a local sqlite store under RCA_HOME (the embedded default)."""
+    artifact_location: str = ""
+    """Where a new experiment keeps artifacts: '' = under RCA_HOME; s3://bucket/prefix in production."""
+    experiment: str = "openstack-rca"
+    window: int = 10
+    top_g: int = 15
+    epochs: int = 8
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.alias:
+            raise ConfigError("model.name and model.alias must not be empty")
+
+
+@dataclass(frozen=True)
 class RCAConfig:
     """Everything the library needs to know, in one place."""
 
     home: Path = field(default_factory=lambda: Path("~/.openstack-rca").expanduser())
     parse: ParseConfig = field(default_factory=ParseConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
 
     @property
     def cache_dir(self) -> Path:
@@ -65,6 +86,15 @@ class RCAConfig:
     @property
     def parsed_cache_dir(self) -> Path:
         return self.cache_dir / "parsed"
+
+    @property
+    def models_dir(self) -> Path:
+        """Local copies of registry models (the fallback when the registry is unreachable)."""
+        return self.home / "models"
+
+    def tracking_uri(self, env: typing.Mapping[str, str] | None = None) -> str:
+        env = os.environ if env is None else env
+        return self.model.tracking_uri or env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
 
     @property
     def templates_path(self) -> Path:

@@ -96,3 +96,45 @@ def templates(rows: list[dict]) -> None:
     for r in rows:
         table.add_row(r["template_id"], f"{r['count']:,}", r["first_seen"] or "-", escape(r["template"]))
     out.print(table)
+
+
+@contextlib.contextmanager
+def epoch_progress(epochs: int) -> Iterator[Any]:
+    """Yield an ``on_epoch(epoch, logs)`` callback: a bar with the loss on an interactive stderr, else a no-op."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with Progress(TextColumn("[bold]training[/]"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
+                  TextColumn("{task.fields[loss]}"), console=err, transient=True) as bar:
+        task = bar.add_task("train", total=epochs, loss="")
+
+        def update(epoch: int, logs: dict) -> None:
+            bar.update(task, completed=epoch + 1, loss=f"loss {logs.get('loss', float('nan')):.3f}")
+
+        yield update
+
+
+def model_versions(name: str, rows: list[dict]) -> None:
+    table = Table(title=f"{escape(name)}: {len(rows)} versions", title_justify="left")
+    for col in ("version", "aliases", "run", "top-g acc", "session FPR"):
+        table.add_column(col)
+    for r in rows:
+        m = r["metrics"]
+        table.add_row(r["version"], escape(", ".join(r["aliases"])), r["run_id"] or "-",
+                      f"{m['top_g_accuracy']:.3f}" if "top_g_accuracy" in m else "-",
+                      f"{m['session_false_positive_rate']:.3f}" if "session_false_positive_rate" in m else "-")
+    out.print(table)
+
+
+def anomalies(result: dict) -> None:
+    m = result["model"]
+    out.print(f"model {escape(m['name'])} version {m['version']} ({m['source']}), {result['records']:,} records")
+    table = Table(title="Most anomalous lines per session", title_justify="left")
+    for col in ("session", "time", "service", "level", "importance", "line"):
+        table.add_column(col, overflow="fold", justify="right" if col == "importance" else "left")
+    for sess in result["sessions"]:
+        for i, line in enumerate(sess["lines"]):
+            table.add_row(escape(sess["session"]) if i == 0 else "", _clock(line["timestamp"]),
+                          escape(line["service"] or "-"), line["level"] or "-", f"{line['importance']:.2f}",
+                          escape(line["text"]))
+    out.print(table)

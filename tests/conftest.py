@@ -18,6 +18,9 @@ def rca_home(tmp_path_factory, monkeypatch) -> Path:
     home = tmp_path_factory.mktemp("rca-home")
     monkeypatch.setenv("RCA_HOME", str(home))
     monkeypatch.delenv("RCA_CONFIG", raising=False)
+    # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI; without this one test's store leaks into the next
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     for key in list(os.environ):
         if key.startswith("RCA_") and key not in ("RCA_HOME", "RCA_LOGHUB_DIR"):
             monkeypatch.delenv(key, raising=False)

@@ -1,0 +1,1 @@
+"""Training pipeline: parsed logs -> DeepLog LSTM + TF-IDF -> one MLflow model, registered and aliased."""

@@ -1,0 +1,144 @@
+"""The one model loader, for the CLI now and the BentoML service later.
+
+Resolve ``models:/<name>@<alias>`` in MLflow, keep a local copy under ``RCA_HOME/models``, and when the registry
+or its artifact store (S3) is unreachable fall back to the last local copy with a warning. With neither, a clear
+error that says to run ``rca train``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .config import RCAConfig
+from .errors import RCAError
+from .score.bundle import ModelBundle, ModelCorrupt
+
+log = logging.getLogger(__name__)
+
+
+class ModelNotReady(RCAError, RuntimeError):
+    """No model can be loaded (HTTP 503 in the service; CLI exit 1 with `run rca train`)."""
+
+
+@dataclass
+class LoadedModel:
+    bundle: ModelBundle
+    name: str
+    version: str
+    alias: str
+    source: str  # "registry" | "local-fallback"
+    loaded_at: str
+
+
+def _mlflow(cfg: RCAConfig):
+    import mlflow
+
+    uri = cfg.tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow
+
+
+def _copy_dir(cfg: RCAConfig, version: str) -> Path:
+    return cfg.models_dir / cfg.model.name / str(version)
+
+
+def _pointer(cfg: RCAConfig) -> Path:
+    return cfg.models_dir / cfg.model.name / f"{cfg.model.alias}.json"
+
+
+def load(cfg: RCAConfig) -> LoadedModel:
+    name, alias = cfg.model.name, cfg.model.alias
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    try:
+        mlflow = _mlflow(cfg)
+        version = str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+    except Exception as exc:  # noqa: BLE001 - unreachable server, missing alias, bad credentials: fall back
+        return _fallback(cfg, f"registry unavailable ({type(exc).__name__}: {exc})", now)
+    local = _copy_dir(cfg, version)
+    try:
+        bundle = ModelBundle.load(local / "bundle")
+    except ModelCorrupt:
+        try:
+            bundle = _download(cfg, name, version, local)
+        except ModelCorrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - S3 down while the registry answered
+            return _fallback(cfg, f"cannot download version {version} ({type(exc).__name__}: {exc})", now)
+    _pointer(cfg).write_text(json.dumps({"version": version, "updated": now}))
+    return LoadedModel(bundle, name, version, alias, "registry", now)
+
+
+def _download(cfg: RCAConfig, name: str, version: str, local: Path) -> ModelBundle:
+    mlflow = _mlflow(cfg)
+    shutil.rmtree(local, ignore_errors=True)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=local.parent) as tmp:
+        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp))
+        bundle_dir = path / "artifacts" / "bundle"
+        ModelBundle.load(bundle_dir)  # validate before it becomes the local copy
+        local.mkdir(parents=True)
+        shutil.move(str(bundle_dir), local / "bundle")
+    return ModelBundle.load(local / "bundle")
+
+
+def _fallback(cfg: RCAConfig, why: str, now: str) -> LoadedModel:
+    pointer = _pointer(cfg)
+    if pointer.is_file():
+        version = json.loads(pointer.read_text())["version"]
+        try:
+            bundle = ModelBundle.load(_copy_dir(cfg, version) / "bundle")
+        except ModelCorrupt as exc:
+            raise ModelNotReady(f"{why}; the local copy is damaged too ({exc}); run `rca train`") from None
+        log.warning("%s; using local copy of %s version %s", why, cfg.model.name, version)
+        return LoadedModel(bundle, cfg.model.name, version, cfg.model.alias, "local-fallback", now)
+    raise ModelNotReady(f"no model {cfg.model.name}@{cfg.model.alias}: {why}; run `rca train --logs PATH` first")
+
+
+def list_versions(cfg: RCAConfig) -> list[dict]:
+    """Registered versions, newest first, with their aliases and the metrics of the run that made them."""
+    mlflow = _mlflow(cfg)
+    client = mlflow.MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name='{cfg.model.name}'")
+    except Exception as exc:  # noqa: BLE001
+        raise RCAError(f"cannot reach the model registry at {cfg.tracking_uri()}: {exc}") from None
+    aliases: dict[str, list[str]] = {}
+    try:
+        for alias, version in client.get_registered_model(cfg.model.name).aliases.items():
+            aliases.setdefault(str(version), []).append(alias)
+    except Exception:  # noqa: BLE001 - no such model yet
+        pass
+    out = []
+    for v in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        metrics = {}
+        if v.run_id:
+            try:
+                metrics = client.get_run(v.run_id).data.metrics
+            except Exception:  # noqa: BLE001
+                pass
+        out.append({"version": str(v.version), "aliases": sorted(aliases.get(str(v.version), [])),
+                    "run_id": v.run_id, "created": v.creation_timestamp, "metrics": metrics})
+    return out
+
+
+def promote(cfg: RCAConfig, version: str) -> dict:
+    """Point the configured alias at ``version`` (aliases, not the deprecated stages)."""
+    mlflow = _mlflow(cfg)
+    client = mlflow.MlflowClient()
+    try:
+        client.get_model_version(cfg.model.name, str(version))
+    except Exception:  # noqa: BLE001
+        from .errors import InvalidInput
+
+        raise InvalidInput(f"{cfg.model.name} has no version {version} (see `rca models list`)") from None
+    client.set_registered_model_alias(cfg.model.name, cfg.model.alias, str(version))
+    return {"model_name": cfg.model.name, "alias": cfg.model.alias, "version": str(version)}

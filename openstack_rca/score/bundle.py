@@ -1,0 +1,100 @@
+"""One trained model as one directory: the Keras LSTM, the template vocabulary (with training counts), the TF-IDF
+vectorizer and the config. MLflow packages this directory as the artifact of a pyfunc model, so the CLI and the
+service load exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import RCAError
+from . import anomaly
+from .deeplog import DeepLogConfig, next_probs
+from .sessions import build_sessions
+from .vocabulary import Vocabulary
+from .windows import windows
+
+FILES = ("lstm.keras", "vocabulary.json", "counts.json", "tfidf.joblib", "config.json")
+
+
+class ModelCorrupt(RCAError):
+    """A model directory is missing files or holds unreadable ones (re-download, or retrain with `rca train`)."""
+
+
+@dataclass
+class ModelBundle:
+    model: object  # keras.Model
+    vocab: Vocabulary
+    counts: np.ndarray  # training count per vocabulary index (PAD/UNK at 0)
+    tfidf: object  # sklearn TfidfVectorizer
+    config: DeepLogConfig
+
+    def save(self, directory: Path) -> Path:
+        import joblib
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save(directory / "lstm.keras")
+        self.vocab.save(directory / "vocabulary.json")
+        (directory / "counts.json").write_text(json.dumps(self.counts.tolist()))
+        joblib.dump(self.tfidf, directory / "tfidf.joblib")
+        (directory / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> "ModelBundle":
+        directory = Path(directory)
+        missing = [f for f in FILES if not (directory / f).is_file()]
+        if missing:
+            raise ModelCorrupt(f"model copy at {directory} lacks {', '.join(missing)}")
+        try:
+            import joblib
+
+            from .deeplog import _keras
+
+            keras = _keras()
+            model = keras.models.load_model(directory / "lstm.keras", compile=False)
+            vocab = Vocabulary.load(directory / "vocabulary.json")
+            counts = np.asarray(json.loads((directory / "counts.json").read_text()), dtype=np.int64)
+            tfidf = joblib.load(directory / "tfidf.joblib")
+            config = DeepLogConfig(**json.loads((directory / "config.json").read_text()))
+        except Exception as exc:  # noqa: BLE001 - any unreadable file means the same thing to the caller
+            raise ModelCorrupt(f"model copy at {directory} is unreadable ({type(exc).__name__}: {exc})") from None
+        return cls(model, vocab, counts, tfidf, config)
+
+    def score(self, table: pa.Table) -> pa.Table:
+        """Per-record scores for a parsed table, in the table's row order."""
+        n = table.num_rows
+        sessions = build_sessions(table)
+        encoded = self.vocab.encode(table["template_id"].to_pylist())
+        X, y, rows = windows(sessions, encoded, self.config.window)
+        s = anomaly.score(next_probs(self.model, X), y, self.config.top_g)
+        out_anomaly = np.zeros(n)
+        out_rank = np.zeros(n, np.int64)
+        out_flag = np.zeros(n, bool)
+        out_anomaly[rows], out_rank[rows], out_flag[rows] = s.anomaly, s.rank, s.anomalous
+        expected: list = [None] * n
+        for i, r in enumerate(rows):
+            if s.anomalous[i]:
+                expected[int(r)] = [self.vocab.template_id(int(k)) for k in s.expected[i] if k >= 2]
+        counts = self.counts[np.clip(encoded, 0, len(self.counts) - 1)]
+        counts[encoded == 1] = 0  # UNK: never seen in training, the rarest of all
+        sev = anomaly.severity(table["level"].to_pylist())
+        imp = anomaly.importance(out_anomaly, sev, anomaly.rarity(counts))
+        return pa.table({
+            "anomaly": out_anomaly, "rank": out_rank, "anomalous": out_flag, "importance": imp,
+            "expected": pa.array(expected, pa.list_(pa.string())),
+        })
+
+    def relevance(self, issue: str, messages: list[str]) -> np.ndarray:
+        """TF-IDF cosine similarity of each message to the operator's issue text."""
+        if not messages:
+            return np.zeros(0)
+        q = self.tfidf.transform([issue])
+        m = self.tfidf.transform(messages)
+        return np.asarray((m @ q.T).todense()).ravel()  # rows are L2-normalised: dot = cosine

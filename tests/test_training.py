@@ -1,0 +1,100 @@
+"""Training -> MLflow (local sqlite store) -> registry alias -> the one loader, with its fallbacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from openstack_rca import registry, simulate
+from openstack_rca.errors import InvalidInput
+from openstack_rca.parse import Parser
+
+pytest.importorskip("keras")
+pytest.importorskip("mlflow")
+from model_training.pipeline import train  # noqa: E402
+from openstack_rca.score.deeplog import DeepLogConfig  # noqa: E402
+
+HP = DeepLogConfig(window=5, embed_dim=8, hidden=16, layers=1, epochs=2, batch_size=256)
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("logs")
+    simulate.simulate("none", d / "normal", lines=1500, seed=5)
+    simulate.simulate("compute_disk_full", d / "fault", lines=800, seed=6)
+    return d
+
+
+def test_train_registers_versions_and_moves_the_alias(cfg, logs):
+    import mlflow
+
+    first = train([logs / "normal"], cfg, HP)
+    assert first["version"] == "1" and first["alias"] == "champion"
+    assert first["model_uri"] == "models:/openstack-rca-lstm@champion"
+    assert set(first["metrics"]) >= {"loss", "top_g_accuracy", "session_false_positive_rate"}
+    run = mlflow.MlflowClient().get_run(first["run_id"])
+    assert run.data.params["window"] == "5" and "loss" in run.data.metrics
+    second = train([logs / "normal"], cfg, replace(HP, seed=1))
+    assert second["version"] == "2"
+    versions = registry.list_versions(cfg)
+    assert [(v["version"], v["aliases"]) for v in versions] == [("2", ["champion"]), ("1", [])]
+    assert registry.promote(cfg, "1")["version"] == "1"
+    assert registry.load(cfg).version == "1"
+    with pytest.raises(InvalidInput, match="no version 9"):
+        registry.promote(cfg, "9")
+
+
+def test_model_loads_in_a_fresh_process_and_scores_identically(cfg, logs, tmp_path):
+    train([logs / "normal"], cfg, HP)
+    loaded = registry.load(cfg)
+    table = Parser(cfg).parse([logs / "fault"]).table
+    here = loaded.bundle.score(table)["anomaly"].to_numpy()
+    code = (
+        "import json, sys; from openstack_rca.config import load; from openstack_rca import registry;"
+        "from openstack_rca.parse import Parser; cfg = load(); m = registry.load(cfg);"
+        f"t = Parser(cfg).parse([{str(logs / 'fault')!r}]).table;"
+        "print(json.dumps({'v': m.version, 'src': m.source, 'a': m.bundle.score(t)['anomaly'].to_pylist()}))"
+    )
+    # a fresh RCA_HOME: nothing local, so the model must come from the registry's artifact store
+    import os
+
+    env = {**os.environ, "RCA_MODEL_TRACKING_URI": cfg.tracking_uri(), "RCA_HOME": str(tmp_path / "fresh")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    other = json.loads(out.stdout.strip().splitlines()[-1])
+    assert other["v"] == loaded.version and other["src"] == "registry"
+    np.testing.assert_allclose(other["a"], here, rtol=1e-5, atol=1e-6)
+
+
+def test_falls_back_to_the_local_copy_when_the_registry_is_down(cfg, logs, monkeypatch, caplog):
+    train([logs / "normal"], cfg, HP)
+    registry.load(cfg)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    down = cfg.replace(model=replace(cfg.model, tracking_uri="http://127.0.0.1:9"))
+    loaded = registry.load(down)
+    assert loaded.source == "local-fallback" and loaded.version == "1"
+    assert "using local copy" in caplog.text
+    empty = down.replace(home=cfg.home / "elsewhere")
+    with pytest.raises(registry.ModelNotReady, match="rca train"):
+        registry.load(empty)
+
+
+def test_corrupted_local_copy_is_downloaded_again(cfg, logs):
+    result = train([logs / "normal"], cfg, HP)
+    (registry._copy_dir(cfg, result["version"]) / "bundle" / "lstm.keras").write_bytes(b"garbage")
+    loaded = registry.load(cfg)
+    assert loaded.source == "registry" and loaded.bundle.vocab.ids
+
+
+def test_too_little_data_says_how_much_is_needed(cfg, tmp_path):
+    simulate.simulate("none", tmp_path / "tiny", lines=200, seed=1)
+    few = tmp_path / "few.log"
+    few.write_text("".join(open(f).readline() for f in sorted((tmp_path / "tiny").rglob("*.log"))[:3]))
+    with pytest.raises(InvalidInput, match="too little data to train"):
+        train([few], cfg, HP)
