@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,ml]'
+	# Drain3, the reference parser the benchmarks compare against, pins cachetools 4.2.1, which mlflow cannot
+	# live with; it runs fine on the newer one, so it is installed without its pins.
+	$(PY) -m pip install --quiet --no-deps drain3==0.9.11 jsonpickle==1.5.1
 	touch $(STAMP)
 
 install: $(STAMP)

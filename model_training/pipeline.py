@@ -77,7 +77,10 @@ def _register(cfg: RCAConfig, bundle: ModelBundle, hp: DeepLogConfig, metrics: d
 
     exp = mlflow.get_experiment_by_name(cfg.model.experiment)
     if exp is None:
-        location = cfg.model.artifact_location or (cfg.home / "mlflow" / "artifacts").as_uri()
+        location = cfg.model.artifact_location or None
+        if location is None and cfg.tracking_uri().startswith("sqlite:"):
+            location = (cfg.home / "mlflow" / "artifacts").as_uri()  # embedded store: artifacts beside it
+        # with a tracking server and no explicit location, the server's --artifacts-destination (S3) applies
         mlflow.create_experiment(cfg.model.experiment, artifact_location=location)
     mlflow.set_experiment(cfg.model.experiment)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
