@@ -216,6 +216,27 @@ def cmd_score(args: argparse.Namespace, cfg: RCAConfig) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    from model_training.evaluate import evaluate
+
+    from . import registry
+
+    cfg = _with_model_flags(cfg, args)
+    for p in args.logs:
+        if not Path(p).exists():
+            raise InputNotFound(f"path not found: {p}")
+    loaded = registry.load(cfg)
+    rows = evaluate(args.logs, cfg, loaded)
+    result = {"model": {"name": loaded.name, "version": loaded.version}, "results": rows}
+    if args.json:
+        _print_json(result)
+    else:
+        from . import console
+
+        console.evaluation(result)
+    return 0
+
+
 # -- argument parsing -----------------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line that says where to look, like every other rca error."""
@@ -283,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=3, help="lines per session (default 3)")
     p.add_argument("--sessions", type=int, default=10, help="sessions to show, most anomalous first (default 10)")
     p.add_argument("--alias", help="model alias to load (default: model.alias)")
+
+    p = add("evaluate", cmd_evaluate, "Session-level precision/recall/F1 on simulated faults, FPR on normal logs.")
+    p.add_argument("--logs", nargs="+", required=True, metavar="PATH",
+                   help="simulated log sets (with ground_truth.json) and/or normal logs")
+    p.add_argument("--alias", help="model alias to evaluate (default: model.alias)")
 
     p = add("templates", cmd_templates, "List the templates learned so far (the model's future vocabulary).")
     p.add_argument("--limit", type=int, default=50)

@@ -138,3 +138,19 @@ def anomalies(result: dict) -> None:
                           escape(line["service"] or "-"), line["level"] or "-", f"{line['importance']:.2f}",
                           escape(line["text"]))
     out.print(table)
+
+
+def evaluation(result: dict) -> None:
+    m = result["model"]
+    table = Table(title=f"model {escape(m['name'])} version {m['version']}: anomalous-session detection",
+                  title_justify="left")
+    for col in ("fault", "sessions", "anomalous", "flagged", "precision", "recall", "F1", "FPR"):
+        table.add_column(col, justify="left" if col == "fault" else "right")
+
+    def f(x):
+        return "-" if x is None else f"{x:.3f}"
+
+    for r in result["results"]:
+        table.add_row(escape(r["fault"]), str(r["sessions"]), str(r["anomalous_sessions"]), str(r["flagged_sessions"]),
+                      f(r["precision"]), f(r["recall"]), f(r["f1"]), f(r["false_positive_rate"]))
+    out.print(table)

@@ -98,3 +98,19 @@ def test_too_little_data_says_how_much_is_needed(cfg, tmp_path):
     few.write_text("".join(open(f).readline() for f in sorted((tmp_path / "tiny").rglob("*.log"))[:3]))
     with pytest.raises(InvalidInput, match="too little data to train"):
         train([few], cfg, HP)
+
+
+def test_evaluate_reports_per_fault_detection_and_normal_false_positives(cfg, logs, tmp_path):
+    from model_training.evaluate import evaluate
+
+    train([logs / "normal"], cfg, HP)
+    simulate.simulate("none", tmp_path / "eval" / "none", lines=600, seed=8)
+    simulate.simulate("rabbitmq_outage", tmp_path / "eval" / "rabbit", lines=900, seed=9)
+    rows = {r["fault"]: r for r in evaluate([tmp_path / "eval", logs / "fault"], cfg, registry.load(cfg))}
+    assert set(rows) == {"none", "rabbitmq_outage", "compute_disk_full"}
+    for fault in ("rabbitmq_outage", "compute_disk_full"):
+        r = rows[fault]
+        assert r["anomalous_sessions"] > 0 and r["recall"] is not None and 0 <= r["recall"] <= 1
+        assert r["flagged_sessions"] <= r["sessions"]
+    assert rows["none"]["anomalous_sessions"] == 0 and rows["none"]["precision"] is None
+    assert 0 <= rows["none"]["false_positive_rate"] <= 1
