@@ -87,3 +87,11 @@ def test_scores_and_importance_shapes_and_bounds():
 def test_bad_model_config_says_what_to_fix():
     with pytest.raises(InvalidInput, match="window must be >= 1"):
         deeplog.DeepLogConfig(window=0)
+
+
+def test_unique_rows_matches_numpy():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 4, size=(2000, 3)).astype(np.int32)
+    uniq, inv = deeplog.unique_rows(a)
+    np.testing.assert_array_equal(uniq[inv], a)
+    assert len(uniq) == len(np.unique(a, axis=0))

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import RCAError
 from . import anomaly
-from .deeplog import DeepLogConfig, next_probs
+from .deeplog import DeepLogConfig, next_probs, unique_rows
 from .sessions import build_sessions
 from .vocabulary import Vocabulary
 from .windows import windows
@@ -73,22 +74,28 @@ class ModelBundle:
         sessions = build_sessions(table)
         encoded = self.vocab.encode(table["template_id"].to_pylist())
         X, y, rows = windows(sessions, encoded, self.config.window)
-        s = anomaly.score(next_probs(self.model, X), y, self.config.top_g)
+        # Score each distinct (history, event) pair once and spread the result: logs repeat their workflows.
+        pairs, inv = unique_rows(np.concatenate([X, y[:, None]], axis=1))
+        s = anomaly.score(next_probs(self.model, pairs[:, :-1]), pairs[:, -1], self.config.top_g)
         out_anomaly = np.zeros(n)
         out_rank = np.zeros(n, np.int64)
         out_flag = np.zeros(n, bool)
-        out_anomaly[rows], out_rank[rows], out_flag[rows] = s.anomaly, s.rank, s.anomalous
-        expected: list = [None] * n
-        for i, r in enumerate(rows):
-            if s.anomalous[i]:
-                expected[int(r)] = [self.vocab.template_id(int(k)) for k in s.expected[i] if k >= 2]
+        out_anomaly[rows], out_rank[rows], out_flag[rows] = s.anomaly[inv], s.rank[inv], s.anomalous[inv]
+        per_pair = pa.array(
+            [[self.vocab.template_id(int(k)) for k in s.expected[i] if k >= 2] if s.anomalous[i] else None
+             for i in range(len(pairs))],
+            pa.list_(pa.string()),
+        )
+        where = np.full(n, -1, np.int64)
+        where[rows] = inv
+        expected = pc.take(per_pair, pa.array(where, mask=where < 0))
         counts = self.counts[np.clip(encoded, 0, len(self.counts) - 1)]
         counts[encoded == 1] = 0  # UNK: never seen in training, the rarest of all
         sev = anomaly.severity(table["level"].to_pylist())
         imp = anomaly.importance(out_anomaly, sev, anomaly.rarity(counts))
         return pa.table({
             "anomaly": out_anomaly, "rank": out_rank, "anomalous": out_flag, "importance": imp,
-            "expected": pa.array(expected, pa.list_(pa.string())),
+            "expected": expected,
         })
 
     def relevance(self, issue: str, messages: list[str]) -> np.ndarray:
