@@ -39,6 +39,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/parse_accuracy.py
 	$(PY) benchmarks/parse_throughput.py
+	$(PY) benchmarks/score_throughput.py
+	$(PY) benchmarks/evaluation.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
