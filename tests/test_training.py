@@ -114,3 +114,46 @@ def test_evaluate_reports_per_fault_detection_and_normal_false_positives(cfg, lo
         assert r["flagged_sessions"] <= r["sessions"]
     assert rows["none"]["anomalous_sessions"] == 0 and rows["none"]["precision"] is None
     assert 0 <= rows["none"]["false_positive_rate"] <= 1
+
+
+def test_one_template_corpus_unseen_templates_and_empty_input(cfg, tmp_path):
+    lines = [f"2026-11-23 10:{i // 60:02d}:{i % 60:02d}.000 {100 + i % 20} INFO nova.compute.manager [-] "
+             f"Running periodic task ComputeManager._heal_instance_info_cache" for i in range(400)]
+    (tmp_path / "one.log").write_text("\n".join(lines) + "\n")
+    result = train([tmp_path / "one.log"], cfg, HP)  # 20 streams, one template: trainable, if dull
+    bundle = registry.load(cfg).bundle
+    assert len(bundle.vocab) == 3 and result["metrics"]["top_g_accuracy"] == 1.0
+    other = tmp_path / "other.log"
+    other.write_text("2026-11-23 11:00:00.000 7 ERROR nova.compute.manager [-] Something it never saw 42\n" * 3)
+    scores = bundle.score(Parser(cfg).parse([other]).table)
+    assert scores.num_rows == 3 and scores["anomaly"].to_numpy().min() > 0.5
+    empty = Parser(cfg).parse([other]).table.slice(0, 0)
+    assert bundle.score(empty).num_rows == 0
+
+
+def test_score_without_any_model_tells_to_train(tmp_path, rca_home):
+    import os
+
+    (tmp_path / "x.log").write_text("2026-11-23 11:00:00.000 7 INFO nova.compute.manager [-] hello\n")
+    env = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    out = subprocess.run([sys.executable, "-m", "openstack_rca", "score", str(tmp_path / "x.log")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 1 and "rca train" in out.stderr.splitlines()[-1]
+
+
+def test_registered_model_loads_as_one_pyfunc_and_tfidf_ranks_by_issue(cfg, logs):
+    import mlflow
+
+    result = train([logs / "normal", logs / "fault"], cfg, HP)
+    registry._mlflow(cfg)
+    model = mlflow.pyfunc.load_model(result["model_uri"])
+    table = Parser(cfg).parse([logs / "fault"]).table
+    frame = table.select(["source", "line_no", "timestamp", "pid", "level", "service", "request_id", "instance_id",
+                          "template_id"]).to_pandas()
+    out = model.predict(frame)
+    assert len(out) == table.num_rows and {"anomaly", "anomalous", "importance", "expected"} <= set(out.columns)
+    bundle = registry.load(cfg).bundle
+    np.testing.assert_allclose(out["anomaly"].to_numpy(), bundle.score(table)["anomaly"].to_numpy(), atol=1e-6)
+    msgs = ["[Errno 28] No space left on device", "Took 1.2 seconds to build instance.", "Claim successful"]
+    rel = bundle.relevance("instances fail: no space left on the compute disk", msgs)
+    assert rel.argmax() == 0 and rel[0] > rel[1]

@@ -18,7 +18,8 @@ class DeepLogPyfunc(mlflow.pyfunc.PythonModel):
         cols = {}
         for f in SCHEMA:
             if f.name in model_input.columns:
-                cols[f.name] = pa.array(model_input[f.name].tolist(), f.type)
+                # from_pandas reads NaN as null: an integer column with gaps arrives from pandas as floats
+                cols[f.name] = pa.Array.from_pandas(model_input[f.name], type=f.type)
             else:
                 cols[f.name] = pa.nulls(len(model_input), f.type)
         return self.bundle.score(pa.table(cols)).to_pandas()
