@@ -32,3 +32,23 @@ def assert_accounted(result: ParseResult) -> None:
             span = sum(e - s + 1 for s, e in zip(t["line_no"].to_pylist(), t["line_end"].to_pylist()))
             assert span + f.blank == f.lines, f"{f.path}: {span} record lines + {f.blank} blank != {f.lines}"
             assert f.records == t.num_rows
+
+
+def score_in_fresh_process(logs: Path, home: Path, tracking_uri: str) -> dict:
+    """Load the champion model in a new interpreter with an empty RCA_HOME and score ``logs`` there:
+    ``{"v": version, "src": "registry" | "local-fallback", "a": [anomaly per record]}``."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json; from openstack_rca.config import load; from openstack_rca import registry;"
+        "from openstack_rca.parse import Parser; cfg = load(); m = registry.load(cfg);"
+        f"t = Parser(cfg).parse([{str(logs)!r}]).table;"
+        "print(json.dumps({'v': m.version, 'src': m.source, 'a': m.bundle.score(t)['anomaly'].to_pylist()}))"
+    )
+    env = {**os.environ, "RCA_HOME": str(home), "RCA_MODEL_TRACKING_URI": tracking_uri}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])

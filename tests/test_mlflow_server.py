@@ -5,7 +5,6 @@ back to its local copy."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -28,6 +27,8 @@ from model_training.pipeline import train  # noqa: E402
 from openstack_rca import registry, simulate  # noqa: E402
 from openstack_rca.parse import Parser  # noqa: E402
 from openstack_rca.score.deeplog import DeepLogConfig  # noqa: E402
+
+from .helpers import score_in_fresh_process  # noqa: E402
 
 pytestmark = pytest.mark.slow
 BUCKET = "rca-models"
@@ -108,16 +109,7 @@ def test_train_on_server_with_s3_artifacts_then_load_fresh_and_fall_back(servers
     here = registry.load(on_server)
     table = Parser(on_server).parse([tmp_path / "fault"]).table
     mine = here.bundle.score(table)["anomaly"].to_numpy()
-    code = (
-        "import json; from openstack_rca.config import load; from openstack_rca import registry;"
-        "from openstack_rca.parse import Parser; cfg = load(); m = registry.load(cfg);"
-        f"t = Parser(cfg).parse([{str(tmp_path / 'fault')!r}]).table;"
-        "print(json.dumps({'v': m.version, 'src': m.source, 'a': m.bundle.score(t)['anomaly'].to_pylist()}))"
-    )
-    env = {**os.environ, "RCA_HOME": str(tmp_path / "fresh"), "RCA_MODEL_TRACKING_URI": servers["uri"]}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    other = json.loads(out.stdout.strip().splitlines()[-1])
+    other = score_in_fresh_process(tmp_path / "fault", tmp_path / "fresh", servers["uri"])
     assert (other["v"], other["src"]) == ("1", "registry")
     np.testing.assert_allclose(other["a"], mine, rtol=1e-5, atol=1e-6)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -18,6 +17,8 @@ pytest.importorskip("keras")
 pytest.importorskip("mlflow")
 from model_training.pipeline import train  # noqa: E402
 from openstack_rca.score.deeplog import DeepLogConfig  # noqa: E402
+
+from .helpers import score_in_fresh_process  # noqa: E402
 
 HP = DeepLogConfig(window=5, embed_dim=8, hidden=16, layers=1, epochs=2, batch_size=256)
 
@@ -54,19 +55,8 @@ def test_model_loads_in_a_fresh_process_and_scores_identically(cfg, logs, tmp_pa
     loaded = registry.load(cfg)
     table = Parser(cfg).parse([logs / "fault"]).table
     here = loaded.bundle.score(table)["anomaly"].to_numpy()
-    code = (
-        "import json, sys; from openstack_rca.config import load; from openstack_rca import registry;"
-        "from openstack_rca.parse import Parser; cfg = load(); m = registry.load(cfg);"
-        f"t = Parser(cfg).parse([{str(logs / 'fault')!r}]).table;"
-        "print(json.dumps({'v': m.version, 'src': m.source, 'a': m.bundle.score(t)['anomaly'].to_pylist()}))"
-    )
     # a fresh RCA_HOME: nothing local, so the model must come from the registry's artifact store
-    import os
-
-    env = {**os.environ, "RCA_MODEL_TRACKING_URI": cfg.tracking_uri(), "RCA_HOME": str(tmp_path / "fresh")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    other = json.loads(out.stdout.strip().splitlines()[-1])
+    other = score_in_fresh_process(logs / "fault", tmp_path / "fresh", cfg.tracking_uri())
     assert other["v"] == loaded.version and other["src"] == "registry"
     np.testing.assert_allclose(other["a"], here, rtol=1e-5, atol=1e-6)
 
