@@ -147,6 +147,22 @@ def cmd_templates(args: argparse.Namespace, cfg: RCAConfig) -> int:
     return 0
 
 
+def _quiet_ml() -> None:
+    """MLflow and TensorFlow narrate their internals on stderr; the CLI reports what matters itself."""
+    import logging
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.simplefilter("ignore", UserWarning)  # mlflow's advice on type hints, keras' on numpy copies
+    import mlflow  # noqa: F401 - it configures its loggers on import; lower them afterwards
+
+    for name in ("mlflow", "alembic"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.ERROR)
+        for handler in logger.handlers:
+            handler.setLevel(logging.ERROR)
+
+
 def _with_model_flags(cfg: RCAConfig, args: argparse.Namespace) -> RCAConfig:
     from dataclasses import replace
 
@@ -155,6 +171,7 @@ def _with_model_flags(cfg: RCAConfig, args: argparse.Namespace) -> RCAConfig:
 
 
 def cmd_train(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    _quiet_ml()
     from model_training.pipeline import train
 
     from . import console
@@ -176,6 +193,7 @@ def cmd_train(args: argparse.Namespace, cfg: RCAConfig) -> int:
 
 
 def cmd_models(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    _quiet_ml()
     from . import registry
 
     cfg = _with_model_flags(cfg, args)
@@ -197,6 +215,7 @@ def cmd_models(args: argparse.Namespace, cfg: RCAConfig) -> int:
 
 
 def cmd_score(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    _quiet_ml()
     from . import registry
     from .parse import Parser
     from .score.report import top_anomalies
@@ -217,6 +236,7 @@ def cmd_score(args: argparse.Namespace, cfg: RCAConfig) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    _quiet_ml()
     from model_training.evaluate import evaluate
 
     from . import registry
