@@ -35,7 +35,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load(env={"RCA_HOME": f"{tmp}/home"})
         simulate.simulate("none", f"{tmp}/train", lines=args.train_lines, seed=1)
-        trained = train([f"{tmp}/train"], cfg, DeepLogConfig())
+        # the defaults `rca train` uses
+        trained = train([f"{tmp}/train"], cfg, DeepLogConfig(window=cfg.model.window, top_g=cfg.model.top_g,
+                                                             epochs=cfg.model.epochs))
         for seed in args.seeds:
             for fault in simulate.FAULTS:
                 simulate.simulate(fault, f"{tmp}/eval/{fault}-{seed}", lines=args.lines, seed=seed)
