@@ -12,20 +12,21 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ..config import ModelConfig
 from ..errors import InvalidInput
 
 
 @dataclass(frozen=True)
 class DeepLogConfig:
-    window: int = 10
-    """h: how many previous events predict the next."""
+    window: int = ModelConfig.window
+    """h: how many previous events predict the next (defaults come from the one config object)."""
     embed_dim: int = 32
     hidden: int = 64
     layers: int = 2
-    top_g: int = 15
+    top_g: int = ModelConfig.top_g
     """g: an event is anomalous when it is not among the model's g most likely next events. DeepLog used 9 on HDFS
     (~30 templates); OpenStack sets here have 200+, and 15 halves the false alarms on held-out normal traffic."""
-    epochs: int = 8
+    epochs: int = ModelConfig.epochs
     batch_size: int = 1024
     learning_rate: float = 0.003
     seed: int = 0
