@@ -63,3 +63,14 @@ def test_progress_moves_within_a_big_file_and_ends_at_the_total(cfg, tmp_path):
     assert len(calls) > 4 and calls[-1] == (total, total)
     assert all(a[0] <= b[0] for a, b in zip(calls, calls[1:]))  # never goes backwards
     assert calls[0][0] < p.stat().st_size  # moved before the big file was finished
+
+
+def test_journald_files_are_cut_into_chunks_too():
+    from openstack_rca.parse import engine
+    from openstack_rca.parse.layouts import BY_NAME
+
+    lines = [f"Nov 23 10:{i // 60 % 60:02d}:{i % 60:02d} ctl devstack@n-cpu.service[42]: INFO nova.compute.manager "
+             f"[-] tick {i}" for i in range(3000)]
+    data = ("\n".join(lines) + "\n").encode()
+    cuts = engine._split_points(data, 4, BY_NAME["journald"], False)
+    assert len(cuts) == 5  # same pid and logger on every line: the timestamp tells records apart

@@ -80,17 +80,10 @@ def _chunk_job(args: tuple) -> tuple[str, ChunkResult]:
     The parent memory-maps that file instead of receiving the table through a pipe: no pickling, no copy, and no
     fresh pages for the parent to fault in (which costs more than the parsing on some VMs).
     """
-    data, source, layout_names, is_cri, year, first_line, max_line, path_service = args
-    data = _chunk_bytes(data)
-    layouts = tuple(L.BY_NAME[n] for n in layout_names)
-    res = parse_bytes(
-        data, source, layouts, is_cri=is_cri, year=year, first_line_no=first_line,
-        max_line_bytes=max_line, path_service=path_service,
-    )
+    table, res = _run_local(args)
     fd, path = tempfile.mkstemp(prefix="rca-chunk-", suffix=".arrow", dir=_SHM)
-    with os.fdopen(fd, "wb") as fh, pa.ipc.new_file(fh, res.table.schema) as writer:
-        writer.write_table(res.table)
-    res.table = None
+    with os.fdopen(fd, "wb") as fh, pa.ipc.new_file(fh, table.schema) as writer:
+        writer.write_table(table)
     return path, res
 
 
@@ -111,6 +104,7 @@ def _chunk_bytes(piece: bytes | tuple[str, int, int]) -> bytes:
 
 
 def _run_local(job: tuple) -> tuple[pa.Table, ChunkResult]:
+    """Parse one job in this process: the table, and the accounting without it (so it pickles small)."""
     data, source, layout_names, is_cri, year, first_line, max_line, path_service = job
     data = _chunk_bytes(data)
     res = parse_bytes(
@@ -130,7 +124,10 @@ def _header_key(line: bytes, layout: L.Layout, is_cri: bool):
             return None
         text = m.group(4)
     m = layout.regex.match(text)
-    return None if m is None else (m.group("ts"), m.group("pid"), m.group("comp"), m.group("msg"))
+    if m is None:
+        return None
+    ts = layout.fix(m, 1970) if layout.fix else m.group("ts")  # journald stamps live in other groups
+    return ts, m.group("pid"), m.group("comp"), m.group("msg")
 
 
 def _is_record_start(prev: bytes, line: bytes, layout: L.Layout, is_cri: bool) -> bool:
