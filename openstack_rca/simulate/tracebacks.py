@@ -58,6 +58,12 @@ def messaging_timeout(caller: str, msg_id: str) -> tuple[str, ...]:
     return _tb(_RPC_WAIT, _CALLERS[caller], _RPC_CALL, _RPC_TIMEOUT_TAIL, msg_id=msg_id)
 
 
+_NEUTRON_REPORT_STATE = """
+  File "{PY}/neutron/agent/rpc.py", line 103, in report_state
+    return method(context, 'report_state', **kwargs)
+  File "{PY}/neutron_lib/rpc.py", line 157, in call
+    return self._original_context.call(ctxt, method, **kwargs)"""
+
 _CALLERS = {
     "report_state": """
   File "{PY}/nova/servicegroup/drivers/db.py", line 92, in _report_state
@@ -68,18 +74,10 @@ _CALLERS = {
     return cctxt.call(context, 'object_action', objinst=objinst,""",
     "agent_state": """
   File "{PY}/neutron/plugins/ml2/drivers/openvswitch/agent/ovs_neutron_agent.py", line 374, in _report_state
-    agent_status = self.state_rpc.report_state(self.context,
-  File "{PY}/neutron/agent/rpc.py", line 103, in report_state
-    return method(context, 'report_state', **kwargs)
-  File "{PY}/neutron_lib/rpc.py", line 157, in call
-    return self._original_context.call(ctxt, method, **kwargs)""",
+    agent_status = self.state_rpc.report_state(self.context,""" + _NEUTRON_REPORT_STATE,
     "dhcp_state": """
   File "{PY}/neutron/agent/dhcp/agent.py", line 1052, in _report_state
-    ctx, self.agent_state, True)
-  File "{PY}/neutron/agent/rpc.py", line 103, in report_state
-    return method(context, 'report_state', **kwargs)
-  File "{PY}/neutron_lib/rpc.py", line 157, in call
-    return self._original_context.call(ctxt, method, **kwargs)""",
+    ctx, self.agent_state, True)""" + _NEUTRON_REPORT_STATE,
     "attach_volume": """
   File "{PY}/nova/api/openstack/wsgi.py", line 658, in wrapped
     return f(*args, **kwargs)
