@@ -257,6 +257,108 @@ def cmd_evaluate(args: argparse.Namespace, cfg: RCAConfig) -> int:
     return 0
 
 
+def _quiet_rag() -> None:
+    """sentence-transformers, transformers and chroma are chatty on stderr; the report says what matters."""
+    import logging
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for name in ("sentence_transformers", "transformers", "chromadb", "httpx", "anthropic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def cmd_ingest(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    _quiet_ml()
+    _quiet_rag()
+    from . import console
+    from .analyze import Analyzer
+    from .parse import reader
+
+    cfg = _with_model_flags(cfg, args)
+    files = reader.discover(args.paths)
+    total = sum(f.stat().st_size for f in files)
+    with console.byte_progress("ingesting", total) as progress:
+        res = Analyzer(cfg).ingest(args.paths, args.corpus, progress=progress, index=not args.no_index)
+    if args.json:
+        _print_json(res)
+    else:
+        console.ingest_summary(res)
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    _quiet_ml()
+    _quiet_rag()
+    from .analyze import Analyzer
+
+    if bool(args.logs) == bool(args.corpus):
+        raise InvalidInput("rca analyze needs --logs PATH... or --corpus NAME (one of them)")
+    if args.logs:
+        for p in args.logs:
+            if not Path(p).exists():
+                raise InputNotFound(f"path not found: {p}")
+    cfg = _with_model_flags(cfg, args)
+    on_text = None
+    if args.stream and not args.json:
+        def on_text(chunk: str) -> None:
+            sys.stderr.write(chunk)
+            sys.stderr.flush()
+    rep = Analyzer(cfg).analyze(
+        args.issue, paths=args.logs or None, corpus=args.corpus, mode="fast" if args.fast_mode else None,
+        top_k=args.top_k, narrate=not args.no_narrative, on_text=on_text)
+    if on_text is not None:
+        sys.stderr.write("\n")
+    if args.json:
+        _print_json(rep)
+    else:
+        from . import console
+
+        console.report(rep)
+    return 0
+
+
+def cmd_corpora(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    from . import corpus
+
+    rows = corpus.list_corpora(cfg)
+    if args.json:
+        _print_json(rows)
+    else:
+        from . import console
+
+        for r in rows:
+            console.out.print(f"{r['name']:<24} {r['records']:>9,} records  model v{r['model']['version']}  "
+                              f"{'indexed' if r.get('indexed') else 'fast mode only'}  {r.get('updated', '')}")
+        if not rows:
+            console.out.print("no corpora yet: rca ingest PATH --corpus NAME")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    _quiet_rag()
+    from .analyze import Analyzer
+    from .corpus import load
+
+    load(cfg, args.corpus)  # a clear error for an unknown corpus before any model loads
+    hits = Analyzer(cfg).semantic_index().search(args.corpus, args.text, args.k)
+    if args.json:
+        _print_json(hits)
+    else:
+        from . import console
+
+        for h in hits:
+            console.out.print(f"{h['similarity']:.3f}  {console.escape(str(h.get('service')))}  "
+                              f"{console.escape(h['text'][:140])}  (x{h.get('count', 1)})")
+    return 0
+
+
 # -- argument parsing -----------------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line that says where to look, like every other rca error."""
@@ -330,6 +432,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulated log sets (with ground_truth.json) and/or normal logs")
     p.add_argument("--alias", help="model alias to evaluate (default: model.alias)")
 
+    p = add("ingest", cmd_ingest, "Parse, score and index logs once as a named corpus, for fast analysis.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--corpus", required=True, help="corpus name (letters, digits, . _ -)")
+    p.add_argument("--no-index", action="store_true", help="skip the semantic index (the corpus works in fast mode)")
+    p.add_argument("--alias", help="model alias to score with (default: model.alias)")
+
+    p = add("analyze", cmd_analyze, "Find the root cause of an issue in logs: evidence, component, timeline, narrative.")
+    p.add_argument("--issue", required=True, help="what the operator sees, e.g. 'instances fail to boot since 14:00'")
+    p.add_argument("--logs", nargs="+", metavar="PATH", help="log files or directories")
+    p.add_argument("--corpus", help="an ingested corpus instead of --logs (see rca ingest)")
+    p.add_argument("--fast-mode", action="store_true", help="LSTM + TF-IDF only, no semantic search")
+    p.add_argument("--top-k", type=int, help="evidence lines to report (default: analyze.top_k, 10)")
+    p.add_argument("--no-narrative", action="store_true", help="skip the narrative (Claude or offline)")
+    p.add_argument("--stream", action="store_true", help="print Claude's narrative on stderr as it is written")
+    p.add_argument("--alias", help="model alias to load (default: model.alias)")
+
+    p = add("corpora", cmd_corpora, "List ingested corpora.")
+
+    p = add("search", cmd_search, "Semantic search over an ingested corpus's templates.")
+    p.add_argument("text", help="what to look for, in any words")
+    p.add_argument("--corpus", required=True)
+    p.add_argument("-k", type=int, default=10, help="results (default 10)")
+
     p = add("templates", cmd_templates, "List the templates learned so far (the model's future vocabulary).")
     p.add_argument("--limit", type=int, default=50)
     return ap
@@ -341,6 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "workers", None) is not None and args.workers < 0:
             raise InvalidInput(f"--workers must be >= 0 (got {args.workers}); 0 means one per core")
+        if getattr(args, "top_k", None) is not None and args.command == "analyze" and not 1 <= args.top_k <= 100:
+            raise InvalidInput(f"--top-k must be 1..100 (got {args.top_k})")
         if getattr(args, "lines", None) is not None and args.command == "simulate" and args.lines < 1:
             raise InvalidInput(f"--lines must be positive (got {args.lines})")
         cfg = load(args.config)

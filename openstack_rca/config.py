@@ -71,6 +71,74 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class RetrievalConfig:
+    """Semantic search: sentence-transformer embeddings in Chroma (embedded, or a Chroma server)."""
+
+    embedding_model: str = "all-MiniLM-L6-v2"
+    """A model name with a packaged offline copy (all-MiniLM-L6-v2), or a local sentence-transformers directory."""
+    chroma_host: str = ""
+    """'' = $CHROMA_HOST if set, else embedded Chroma under RCA_HOME/chroma. The token only ever comes from
+    $CHROMA_TOKEN (a secret: never in a config file)."""
+    chroma_port: int = 0
+    """0 = $CHROMA_PORT if set, else 8000."""
+    chroma_ssl: bool = False
+    query_k: int = 50
+    """Nearest templates a semantic query asks Chroma for."""
+    embed_batch: int = 64
+
+    def __post_init__(self) -> None:
+        if not self.embedding_model:
+            raise ConfigError("retrieval.embedding_model must not be empty")
+        if self.query_k < 1 or self.embed_batch < 1:
+            raise ConfigError("retrieval.query_k and retrieval.embed_batch must be >= 1")
+
+    def host(self, env: typing.Mapping[str, str] | None = None) -> str:
+        env = os.environ if env is None else env
+        return self.chroma_host or env.get("CHROMA_HOST", "")
+
+    def port(self, env: typing.Mapping[str, str] | None = None) -> int:
+        env = os.environ if env is None else env
+        if self.chroma_port:
+            return self.chroma_port
+        raw = env.get("CHROMA_PORT") or "8000"
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"CHROMA_PORT must be a port number (got {raw!r})") from None
+
+
+@dataclass(frozen=True)
+class NarrativeConfig:
+    """The Claude narrator. The key only ever comes from $ANTHROPIC_API_KEY; $ANTHROPIC_BASE_URL is honoured."""
+
+    enabled: bool = True
+    model: str = "claude-sonnet-4-5"
+    max_tokens: int = 800
+    timeout_s: float = 30.0
+    max_retries: int = 2
+    """The SDK's own retries on 429/5xx/connection errors before the offline narrative takes over."""
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0 or self.max_tokens < 64 or self.max_retries < 0:
+            raise ConfigError("narrative: timeout_s must be > 0, max_tokens >= 64, max_retries >= 0")
+
+
+@dataclass(frozen=True)
+class AnalyzeConfig:
+    """Defaults for `rca analyze` and the service's /analyze."""
+
+    mode: str = "hybrid"
+    """hybrid (LSTM + TF-IDF + semantic search) or fast (no embeddings)."""
+    top_k: int = 10
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("hybrid", "fast"):
+            raise ConfigError(f"analyze.mode must be hybrid or fast (got {self.mode!r})")
+        if not 1 <= self.top_k <= 100:
+            raise ConfigError(f"analyze.top_k must be 1..100 (got {self.top_k})")
+
+
+@dataclass(frozen=True)
 class RCAConfig:
     """Everything the library needs to know, in one place."""
 
@@ -78,6 +146,9 @@ class RCAConfig:
     parse: ParseConfig = field(default_factory=ParseConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    narrative: NarrativeConfig = field(default_factory=NarrativeConfig)
+    analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
 
     @property
     def cache_dir(self) -> Path:
@@ -95,6 +166,15 @@ class RCAConfig:
     def tracking_uri(self, env: typing.Mapping[str, str] | None = None) -> str:
         env = os.environ if env is None else env
         return self.model.tracking_uri or env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def corpora_dir(self) -> Path:
+        """Ingested corpora: parsed and scored records, ready for analysis."""
+        return self.home / "corpora"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.home / "chroma"
 
     @property
     def templates_path(self) -> Path:
@@ -123,6 +203,8 @@ def _coerce(value: typing.Any, typ: typing.Any, name: str) -> typing.Any:
             return int(value)
         if typ is Path:
             return Path(str(value)).expanduser()
+        if typ is float:
+            return float(value)
         return typ(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: cannot use {value!r} as {typ.__name__}") from None

@@ -154,3 +154,61 @@ def evaluation(result: dict) -> None:
         table.add_row(escape(r["fault"]), str(r["sessions"]), str(r["anomalous_sessions"]), str(r["flagged_sessions"]),
                       f(r["precision"]), f(r["recall"]), f(r["f1"]), f(r["false_positive_rate"]))
     out.print(table)
+
+
+def report(rep: dict) -> None:
+    """The analysis report: root cause, evidence, timeline, narrative."""
+    from rich.panel import Panel
+
+    rc = rep["root_cause"]
+    conf = float(rc.get("confidence") or 0.0)
+    colour = "red" if rc.get("component") else "yellow"
+    head = (f"[bold {colour}]{escape(str(rc.get('component') or 'no evidence'))}[/]"
+            f"  category: [bold]{escape(str(rc.get('category') or '-'))}[/]  confidence: [bold]{conf:.2f}[/]"
+            f"  mode: {escape(rep['mode'])}\n{escape(rc.get('summary') or '')}")
+    out.print(Panel(head, title=f"root cause — {escape(rep['issue'][:80])}", expand=False))
+    for w in rep.get("warnings", []):
+        err.print(f"[yellow]warning:[/] {escape(w)}")
+    t = Table(title="evidence", show_lines=False)
+    for col in ("#", "time", "service", "level", "line", "score", "signals", "text"):
+        t.add_column(col, overflow="fold" if col == "text" else "ellipsis")
+    for ev in rep["evidence"]:
+        sig = " ".join(f"{k[:3]}={v:.2f}" for k, v in ev["signals"].items())
+        count = f" (x{ev['count']})" if ev.get("count", 1) > 1 else ""
+        t.add_row(ev["id"], _clock(ev.get("timestamp")), escape(str(ev.get("service") or "")),
+                  escape(str(ev.get("level") or "")), escape(f"{_base(ev['source'])}:{ev['line_no']}"),
+                  f"{ev['score']:.2f}", sig, escape(str(ev["text"])[:300]) + count)
+    out.print(t)
+    if rep.get("timeline"):
+        tl = Table(title="timeline")
+        for col in ("time", "", "service", "event"):
+            tl.add_column(col)
+        for e in rep["timeline"]:
+            mark = "[bold red]root cause[/]" if e["kind"] == "root_cause" else escape(e["evidence_id"])
+            tl.add_row(_clock(e.get("time")), mark, escape(str(e.get("service") or "")), escape(e["event"]))
+        out.print(tl)
+    aff = rep.get("affected", {})
+    out.print(f"affected: {len(aff.get('instances', []))} instances, {len(aff.get('requests', []))} requests, "
+              f"services: {escape(', '.join(aff.get('services', [])) or '-')}")
+    nar = rep.get("narrative")
+    if nar:
+        out.print(Panel(escape(nar["text"]), title=f"narrative ({escape(nar['source'])})", expand=False))
+    tm = rep.get("timings_ms", {})
+    out.print(f"[dim]model {escape(rep['model']['name'])} v{escape(str(rep['model']['version']))}; "
+              + ", ".join(f"{k} {v:.0f} ms" for k, v in tm.items()) + "[/]")
+
+
+def _base(path: str) -> str:
+    return str(path).rsplit("/", 1)[-1]
+
+
+def ingest_summary(res: dict) -> None:
+    key_values(f"ingested corpus {res['corpus']}", {
+        "records": res["input"]["records"], "lines": res["input"]["lines"], "unparsed": res["input"]["unparsed"],
+        "semantic index": f"{res.get('templates', 0)} templates ({res.get('embedded', 0)} embedded now)"
+        if res.get("indexed") else "not built (fast mode only)",
+        "model": f"{res['model']['name']} v{res['model']['version']}",
+        **{f"{k} ms": v for k, v in res["timings_ms"].items()},
+    })
+    for w in res.get("warnings", []):
+        err.print(f"[yellow]warning:[/] {escape(w)}")

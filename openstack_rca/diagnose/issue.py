@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 # symptom word (regex on the lower-cased issue) -> words OpenStack logs use for it
 _EXPANSIONS: tuple[tuple[str, str], ...] = (
-    (r"\bboot|\blaunch|\bstart|\bspawn|\bbuild|\bcreat|\bprovision", "spawn build instance boot launch scheduling"),
+    (r"\bboot|\blaunch|\bstart|\bspawn|\bbuild|\bcreat|\bprovision", "spawn build boot launch scheduling"),
     (r"\bvms?\b|\bservers?\b|\binstances?\b|\bguests?\b", "instance server domain"),
     (r"network|connectivity|\bips?\b|dhcp|\bports?\b|\bvif|ping|unreachable|neutron", "network port vif neutron dhcp"),
     (r"volume|attach|detach|storage|cinder|\bdisk", "volume attach attachment cinder iscsi target"),

@@ -1,0 +1,207 @@
+"""analyze: parse -> score -> retrieve -> diagnose -> narrate, as one call the shells share.
+
+The CLI, the BentoML service and the dashboard hold one ``Analyzer`` and call ``analyze``; none of them
+re-implements a step. The model and the embedding model load once per process; Chroma is connected on first
+use. Hybrid mode degrades to fast mode, with a warning in the report, when Chroma or the embedding model is
+unavailable; the narrative degrades to the offline one. Only bad input fails a call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterable, Sequence
+
+import pyarrow as pa
+
+from . import corpus as corpus_store
+from . import registry
+from .config import RCAConfig
+from .diagnose import diagnose, parse_issue
+from .errors import InvalidInput
+from .narrate.claude import ClaudeNarrator, TextFn
+from .retrieve import Embedder, EmbeddingUnavailable, RetrievalUnavailable, SemanticIndex, connect
+
+log = logging.getLogger(__name__)
+MODES = ("hybrid", "fast")
+ADHOC = "adhoc"  # the collection that holds templates of logs analysed without ingesting them
+MAX_ISSUE_CHARS = 2000
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 1)
+
+
+class Analyzer:
+    def __init__(self, cfg: RCAConfig, *, loaded: registry.LoadedModel | None = None,
+                 narrator: ClaudeNarrator | None = None, embedder: Embedder | None = None):
+        self.cfg = cfg
+        self._loaded = loaded
+        self._narrator = narrator or ClaudeNarrator(cfg.narrative)
+        self._embedder = embedder
+        self._index: SemanticIndex | None = None
+        self._lock = threading.RLock()
+
+    # -- collaborators, loaded on first use -------------------------------------------------------------------
+    @property
+    def model(self) -> registry.LoadedModel:
+        if self._loaded is None:
+            with self._lock:
+                if self._loaded is None:
+                    self._loaded = registry.load(self.cfg)
+        return self._loaded
+
+    def reload_model(self) -> registry.LoadedModel:
+        with self._lock:
+            self._loaded = registry.load(self.cfg)
+        return self._loaded
+
+    def semantic_index(self) -> SemanticIndex:
+        with self._lock:
+            if self._index is None:
+                if self._embedder is None:
+                    self._embedder = Embedder(self.cfg.retrieval.embedding_model,
+                                              batch_size=self.cfg.retrieval.embed_batch)
+                self._index = SemanticIndex(connect(self.cfg), self._embedder, query_k=self.cfg.retrieval.query_k)
+            return self._index
+
+    def _forget_index(self) -> None:
+        with self._lock:
+            self._index = None  # reconnect next time: the server may be back
+
+    # -- ingest ----------------------------------------------------------------------------------------------
+    def ingest(self, paths: Sequence[str], name: str, *, progress: Callable[[int], None] | None = None,
+               index: bool = True) -> dict[str, Any]:
+        from .parse import Parser
+
+        corpus_store.corpus_dir(self.cfg, name)  # validate the name before any work
+        t0 = time.perf_counter()
+        result = Parser(self.cfg).parse(paths, progress)
+        t_parse = _ms(t0)
+        t1 = time.perf_counter()
+        m = self.model
+        scores = m.bundle.score(result.table)
+        t_score = _ms(t1)
+        meta: dict[str, Any] = {
+            "files": [str(p) for p in paths], "input": result.summary()["totals"],
+            "model": {"name": m.name, "version": m.version}, "indexed": False,
+        }
+        warnings: list[str] = []
+        t2 = time.perf_counter()
+        indexed: dict[str, int] = {}
+        if index:
+            try:
+                idx = self.semantic_index()
+                indexed = idx.index(name, result.table)
+                meta.update(indexed=True, embedding_model=idx.embedder.name, templates=indexed["templates"])
+            except (RetrievalUnavailable, EmbeddingUnavailable) as exc:
+                self._forget_index()
+                warnings.append(f"semantic index not built ({exc}); the corpus works in fast mode until "
+                                f"`rca ingest` runs again with Chroma reachable")
+        t_index = _ms(t2)
+        corpus_store.save(self.cfg, name, result.table, scores, meta)
+        return {"corpus": name, **meta, "embedded": indexed.get("embedded", 0), "warnings": warnings,
+                "timings_ms": {"parse": t_parse, "score": t_score, "index": t_index, "total": _ms(t0)}}
+
+    # -- analyze ---------------------------------------------------------------------------------------------
+    def analyze(self, issue: str, *, paths: Iterable[str] | None = None, corpus: str | None = None,
+                table: pa.Table | None = None, mode: str | None = None, top_k: int | None = None,
+                narrate: bool = True, on_text: TextFn | None = None) -> dict[str, Any]:
+        issue = " ".join(str(issue or "").split())
+        if not issue:
+            raise InvalidInput("the issue text is empty: describe what the operator sees, e.g. "
+                               "'instances fail to boot since 14:00'")
+        if len(issue) > MAX_ISSUE_CHARS:
+            raise InvalidInput(f"the issue text is {len(issue)} characters; keep it under {MAX_ISSUE_CHARS}")
+        mode = mode or self.cfg.analyze.mode
+        if mode not in MODES:
+            raise InvalidInput(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
+        top_k = top_k or self.cfg.analyze.top_k
+        if not 1 <= int(top_k) <= 100:
+            raise InvalidInput(f"top_k must be 1..100 (got {top_k})")
+        given = sum(x is not None for x in (paths, corpus, table))
+        if given != 1:
+            raise InvalidInput("give exactly one of: log paths, an ingested corpus name, or a parsed table")
+
+        timings: dict[str, float] = {}
+        warnings: list[str] = []
+        t0 = time.perf_counter()
+        m = self.model
+        scores = None
+        source: dict[str, Any]
+        if corpus is not None:
+            t = time.perf_counter()
+            c = corpus_store.load(self.cfg, corpus)
+            timings["load"] = _ms(t)
+            tab, scores = c.table, c.scores
+            if c.meta.get("model", {}).get("version") != m.version:
+                scores = None  # scored by another model version: score again and keep the result
+            source = {"corpus": corpus, "records": tab.num_rows, "input": c.meta.get("input")}
+            if mode == "hybrid" and not c.meta.get("indexed"):
+                warnings.append(f"corpus {corpus!r} has no semantic index (Chroma was unreachable at ingest); "
+                                "fast mode used")
+                mode_used = "fast"
+            else:
+                mode_used = mode
+        elif paths is not None:
+            from .parse import Parser
+
+            t = time.perf_counter()
+            result = Parser(self.cfg).parse(list(paths))
+            timings["parse"] = _ms(t)
+            tab = result.table
+            source = {"paths": [str(p) for p in paths], "records": tab.num_rows, "input": result.summary()["totals"]}
+            mode_used = mode
+        else:
+            tab = table
+            source = {"records": tab.num_rows}
+            mode_used = mode
+        if scores is None or scores.num_rows != tab.num_rows:
+            t = time.perf_counter()
+            scores = m.bundle.score(tab)
+            timings["score"] = _ms(t)
+            if corpus is not None:
+                corpus_store.save_scores(corpus_store.corpus_dir(self.cfg, corpus), scores)
+                corpus_store.update_meta(self.cfg, corpus, model={"name": m.name, "version": m.version})
+
+        parsed = parse_issue(issue)
+        semantic = None
+        if mode_used == "hybrid":
+            t = time.perf_counter()
+            try:
+                idx = self.semantic_index()
+                name = corpus
+                if name is None:
+                    name = ADHOC
+                    idx.index(ADHOC, tab)
+                    timings["index"] = _ms(t)
+                    t = time.perf_counter()
+                ids = sorted(set(tab["template_id"].to_pylist()))
+                semantic = idx.similarities(name, issue, ids)
+            except (RetrievalUnavailable, EmbeddingUnavailable) as exc:
+                self._forget_index()
+                warnings.append(f"semantic search unavailable ({exc}); fast mode used")
+                mode_used = "fast"
+                semantic = None
+            timings["retrieve"] = _ms(t)
+
+        t = time.perf_counter()
+        dg = diagnose(tab, scores, m.bundle, parsed, semantic=semantic, top_k=int(top_k))
+        timings["diagnose"] = _ms(t)
+        evidence = [{k: v for k, v in ev.items() if k != "row"} for ev in dg.evidence]
+        report: dict[str, Any] = {
+            "issue": issue, "mode": mode_used, "requested_mode": mode,
+            "root_cause": dg.root_cause, "onset": dg.onset, "evidence": evidence, "timeline": dg.timeline,
+            "affected": dg.affected, "narrative": None,
+            "model": {"name": m.name, "version": m.version, "alias": m.alias, "source": m.source},
+            "source": source, "stats": dg.stats, "warnings": warnings, "timings_ms": timings,
+        }
+        if narrate:
+            t = time.perf_counter()
+            report["narrative"] = self._narrator.narrate(report, on_text)
+            timings["narrate"] = _ms(t)
+            if report["narrative"].get("warning"):
+                warnings.append(f"narrative: {report['narrative']['warning']}")
+        timings["total"] = _ms(t0)
+        return report

@@ -1,0 +1,202 @@
+"""The semantic index: one Chroma collection per corpus, one document per distinct template.
+
+Indexing templates, not lines, is what makes it cheap: a 100k-line corpus has a few hundred templates, so
+embedding takes seconds on a laptop CPU instead of the minutes 100k sentences would. Each document carries the
+metadata an operator filters by (service, level, template id, first/last time, where it first occurs).
+
+Embedded Chroma (``PersistentClient`` under RCA_HOME) is the default; with ``CHROMA_HOST`` set the same code talks
+to a Chroma server, sending ``CHROMA_TOKEN`` as a bearer token when there is one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..config import RCAConfig
+from ..errors import InvalidInput, RCAError
+from .embeddings import Embedder
+
+ProgressFn = Callable[[int], None]
+
+
+class RetrievalUnavailable(RCAError):
+    """Chroma cannot be reached or refused the request (analysis falls back to fast mode)."""
+
+
+def collection_name(corpus: str) -> str:
+    """Chroma wants 3-512 chars of [a-zA-Z0-9._-], alphanumeric at both ends."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}", corpus or ""):
+        raise InvalidInput(f"corpus name {corpus!r}: use letters, digits, '.', '_' or '-' (at most 101 characters)")
+    return f"rca-{corpus}".rstrip("._-") or "rca-corpus"
+
+
+def connect(cfg: RCAConfig, env=None):
+    """A Chroma client for this config: server mode when a host is configured, else embedded."""
+    import os
+
+    env = os.environ if env is None else env
+    try:
+        import chromadb
+        from chromadb.config import Settings
+    except ImportError:
+        raise RetrievalUnavailable("chromadb is not installed (pip install 'openstack-rca[rag]'); use --fast-mode") \
+            from None
+    settings = Settings(anonymized_telemetry=False)
+    host = cfg.retrieval.host(env)
+    try:
+        if host:
+            token = env.get("CHROMA_TOKEN", "")
+            headers = {"Authorization": f"Bearer {token}"} if token else None
+            return chromadb.HttpClient(host=host, port=cfg.retrieval.port(env), ssl=cfg.retrieval.chroma_ssl,
+                                       headers=headers, settings=settings)
+        cfg.chroma_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(cfg.chroma_dir), settings=settings)
+    except Exception as exc:  # noqa: BLE001 - connection refused, auth, bad URL: one meaning to the caller
+        where = f"{host}:{cfg.retrieval.port(env)}" if host else str(cfg.chroma_dir)
+        raise RetrievalUnavailable(f"Chroma at {where} is unavailable ({type(exc).__name__}: {_first_line(exc)})") \
+            from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]
+
+
+def plain(template: str) -> str:
+    """The template as a sentence: placeholders carry no meaning for an embedding."""
+    return " ".join(template.replace("<*>", " ").split()) or template
+
+
+def documents(table: pa.Table) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """One document per distinct template: ids, texts, metadata."""
+    from ..diagnose.timestamps import iso, to_epoch
+
+    if table.num_rows == 0:
+        return [], [], []
+    enc = pc.dictionary_encode(table["template_id"].combine_chunks())
+    code = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    ids = enc.dictionary.to_pylist()
+    k = len(ids)
+    epoch = to_epoch(table["timestamp"])
+    t = np.where(np.isfinite(epoch), epoch, np.inf)
+    order = np.lexsort((np.arange(len(code)), t, code))
+    first = order[np.searchsorted(code[order], np.arange(k))]
+    last_t = np.full(k, -np.inf)
+    ok = np.isfinite(epoch)
+    np.maximum.at(last_t, code[ok], epoch[ok])
+    count = np.bincount(code, minlength=k)
+    cols = {c: pc.take(table[c], pa.array(first)).to_pylist()
+            for c in ("template", "service", "level", "source", "line_no")}
+    texts, metas = [], []
+    for i in range(k):
+        texts.append(plain(cols["template"][i]))
+        meta = {"template_id": ids[i], "template": cols["template"][i][:2000], "service": cols["service"][i] or "",
+                "level": cols["level"][i] or "", "count": int(count[i]), "source": cols["source"][i] or "",
+                "line_no": int(cols["line_no"][i] or 0)}
+        if np.isfinite(t[first[i]]):
+            meta["first_seen"] = iso(t[first[i]])
+        if np.isfinite(last_t[i]):
+            meta["last_seen"] = iso(last_t[i])
+        metas.append(meta)
+    return ids, texts, metas
+
+
+class SemanticIndex:
+    def __init__(self, client, embedder: Embedder, *, query_k: int = 50):
+        self.client = client
+        self.embedder = embedder
+        self.query_k = query_k
+
+    def _collection(self, corpus: str, create: bool = False):
+        name = collection_name(corpus)
+        try:
+            if create:
+                return self.client.get_or_create_collection(
+                    name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None,
+                    metadata={"embedding_model": self.embedder.name})
+            return self.client.get_collection(name, embedding_function=None)
+        except Exception as exc:  # noqa: BLE001
+            if not create and "does not exist" in str(exc).lower():
+                raise RetrievalUnavailable(f"corpus {corpus!r} has no semantic index (run rca ingest)") from None
+            raise RetrievalUnavailable(f"Chroma: {type(exc).__name__}: {_first_line(exc)}") from None
+
+    def index(self, corpus: str, table: pa.Table, progress: ProgressFn | None = None) -> dict[str, int]:
+        """Add the table's templates to the corpus collection; only templates not indexed yet are embedded."""
+        ids, texts, metas = documents(table)
+        col = self._collection(corpus, create=True)
+        try:
+            have = set(col.get(ids=ids, include=[])["ids"]) if ids else set()
+            batch = max(1, min(int(self.client.get_max_batch_size()), 1000))
+        except Exception as exc:  # noqa: BLE001
+            raise RetrievalUnavailable(f"Chroma: {type(exc).__name__}: {_first_line(exc)}") from None
+        new = [i for i, tid in enumerate(ids) if tid not in have]
+        # metadata (counts, last seen) is refreshed for all; embeddings computed only for the new ones
+        old = [i for i, tid in enumerate(ids) if tid in have]
+        try:
+            for s in range(0, len(old), batch):
+                part = old[s:s + batch]
+                col.update(ids=[ids[i] for i in part], metadatas=[metas[i] for i in part])
+            for s in range(0, len(new), batch):
+                part = new[s:s + batch]
+                vecs = self.embedder.embed([texts[i] for i in part])
+                col.upsert(ids=[ids[i] for i in part], embeddings=vecs, documents=[texts[i] for i in part],
+                           metadatas=[metas[i] for i in part])
+                if progress:
+                    progress(len(part))
+        except RetrievalUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise RetrievalUnavailable(f"Chroma: {type(exc).__name__}: {_first_line(exc)}") from None
+        return {"templates": len(ids), "embedded": len(new)}
+
+    def similarities(self, corpus: str, issue: str, template_ids: list[str]) -> dict[str, float]:
+        """Cosine similarity of the issue to each given template (and to its nearest neighbours in the corpus).
+
+        The nearest neighbours come from Chroma's HNSW query; templates the query did not return are compared
+        exactly from their stored embeddings, so every candidate gets a score.
+        """
+        q = self.embedder.embed_query(issue)
+        col = self._collection(corpus)
+        try:
+            n = col.count()
+            if n == 0:
+                return {}
+            res = col.query(query_embeddings=[q], n_results=min(self.query_k, n), include=["distances"])
+            sims = {tid: 1.0 - float(d) for tid, d in zip(res["ids"][0], res["distances"][0])}
+            missing = [t for t in dict.fromkeys(template_ids) if t not in sims]
+            if missing:
+                got = col.get(ids=missing, include=["embeddings"])
+                if got["ids"]:
+                    vecs = np.asarray(got["embeddings"], dtype=np.float32)
+                    sims.update(zip(got["ids"], (vecs @ q).astype(float).tolist()))
+        except RetrievalUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise RetrievalUnavailable(f"Chroma: {type(exc).__name__}: {_first_line(exc)}") from None
+        return sims
+
+    def search(self, corpus: str, text: str, k: int = 10) -> list[dict[str, Any]]:
+        """The k templates closest in meaning to ``text``, with their metadata."""
+        q = self.embedder.embed_query(text)
+        col = self._collection(corpus)
+        try:
+            n = col.count()
+            if n == 0:
+                return []
+            res = col.query(query_embeddings=[q], n_results=min(k, n), include=["distances", "metadatas",
+                                                                                 "documents"])
+        except Exception as exc:  # noqa: BLE001
+            raise RetrievalUnavailable(f"Chroma: {type(exc).__name__}: {_first_line(exc)}") from None
+        return [{"template_id": i, "similarity": round(1.0 - float(d), 4), "text": doc, **(meta or {})}
+                for i, d, doc, meta in zip(res["ids"][0], res["distances"][0], res["documents"][0],
+                                           res["metadatas"][0])]
+
+    def drop(self, corpus: str) -> None:
+        try:
+            self.client.delete_collection(collection_name(corpus))
+        except Exception:  # noqa: BLE001 - nothing to drop
+            pass
