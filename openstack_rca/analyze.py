@@ -117,7 +117,7 @@ class Analyzer:
         mode = mode or self.cfg.analyze.mode
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
-        top_k = top_k or self.cfg.analyze.top_k
+        top_k = self.cfg.analyze.top_k if top_k is None else top_k
         if not 1 <= int(top_k) <= 100:
             raise InvalidInput(f"top_k must be 1..100 (got {top_k})")
         given = sum(x is not None for x in (paths, corpus, table))

@@ -38,3 +38,33 @@ def loghub() -> Path:
     if not (log.is_file() and (LOGHUB / "OpenStack_2k.log_structured.csv").is_file()):
         pytest.skip(f"loghub OpenStack_2k sample not found under {LOGHUB} (it lives in ../shared/data/loghub)")
     return LOGHUB
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """One model for the whole run, trained the way `make demo` trains it (normal simulated traffic).
+
+    Returns ``(cfg, loaded)``: the config whose RCA_HOME holds the registry, and the loaded model. Tests build
+    an ``Analyzer(cfg, loaded=loaded)`` on it, or point RCA_HOME at ``cfg.home`` for CLI tests.
+    """
+    import warnings
+
+    from model_training.pipeline import train
+    from openstack_rca import registry, simulate
+    from openstack_rca.score.deeplog import DeepLogConfig
+
+    warnings.simplefilter("ignore", UserWarning)
+    home = tmp_path_factory.mktemp("trained-home")
+    logs = tmp_path_factory.mktemp("normal-logs")
+    simulate.simulate("none", logs, lines=12000, seed=1)
+    cfg = load(env={"RCA_HOME": str(home)})
+    mp = pytest.MonkeyPatch()
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    try:
+        train([logs], cfg, DeepLogConfig(window=cfg.model.window, top_g=cfg.model.top_g, epochs=cfg.model.epochs,
+                                         seed=0))
+        loaded = registry.load(cfg)
+    finally:
+        mp.undo()
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    return cfg, loaded

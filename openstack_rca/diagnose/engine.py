@@ -23,7 +23,7 @@ from .lexical import coverage
 from .timestamps import iso, to_epoch
 
 NO_EVIDENCE = 0.3  # below this confidence the report says the logs do not support the issue
-SEMANTIC_FLOOR, SEMANTIC_SPAN = 0.15, 0.35  # MiniLM cosine: ~0.1 unrelated, >= 0.5 the same symptom
+SEMANTIC_FLOOR, SEMANTIC_SPAN = 0.25, 0.3  # MiniLM cosine: unrelated sentences reach ~0.25; >= 0.55 the same symptom
 
 
 @dataclass
