@@ -1,0 +1,110 @@
+"""Server-mode retrieval against a real `chroma run` on loopback, and what happens when it goes away."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from openstack_rca import simulate
+from openstack_rca.analyze import Analyzer
+
+ISSUE = "volume attach fails"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    exe = Path(sys.executable).parent / "chroma"
+    if not exe.exists():
+        pytest.skip("the chroma CLI is not installed (pip install 'openstack-rca[rag]')")
+    port = _free_port()
+    proc = subprocess.Popen([str(exe), "run", "--path", str(tmp_path / "chroma-data"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail("chroma run did not start")
+            time.sleep(0.3)
+    yield proc, port
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def incident(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cinder")
+    return d, simulate.simulate("cinder_volume_attach_failure", d, lines=4000, seed=5)
+
+
+def test_server_mode_ingest_and_analyze(trained, incident, chroma_server, monkeypatch):
+    import chromadb
+
+    proc, port = chroma_server
+    monkeypatch.setenv("CHROMA_HOST", "127.0.0.1")
+    monkeypatch.setenv("CHROMA_PORT", str(port))
+    cfg, loaded = trained
+    a = Analyzer(cfg, loaded=loaded)
+    logs, truth = incident
+    res = a.ingest([logs], "cinder-srv")
+    assert res["indexed"] is True and res["embedded"] == res["templates"] > 10, res
+
+    # the documents live in the server, not in the embedded store under RCA_HOME
+    client = chromadb.HttpClient(host="127.0.0.1", port=port)
+    col = client.get_collection("rca-cinder-srv")
+    assert col.count() == res["templates"]
+    meta = col.get(limit=1, include=["metadatas"])["metadatas"][0]
+    assert {"template_id", "service", "level", "count", "source", "line_no"} <= set(meta)
+    assert not (cfg.chroma_dir / "chroma.sqlite3").exists()
+
+    # re-ingesting embeds nothing new
+    assert a.ingest([logs], "cinder-srv")["embedded"] == 0
+
+    rep = a.analyze(ISSUE, corpus="cinder-srv", mode="hybrid", narrate=False)
+    assert rep["mode"] == "hybrid" and not rep["warnings"]
+    assert rep["root_cause"]["category"] == "storage"
+    assert max(ev["signals"]["semantic"] for ev in rep["evidence"]) > 0.3
+
+    hits = a.semantic_index().search("cinder-srv", "iSCSI target could not be created", 3)
+    assert hits and "iscsi" in hits[0]["text"].lower()
+
+    # Chroma goes away: hybrid answers in fast mode with a warning, not a failure
+    proc.terminate()
+    proc.wait(timeout=10)
+    rep2 = a.analyze(ISSUE, corpus="cinder-srv", mode="hybrid", narrate=False)
+    assert rep2["mode"] == "fast" and rep2["requested_mode"] == "hybrid"
+    assert any("semantic search unavailable" in w for w in rep2["warnings"])
+    assert rep2["root_cause"]["category"] == "storage"
+    assert [e["text"] for e in rep2["evidence"][:3]] == [e["text"] for e in rep["evidence"][:3]]
+
+
+def test_unreachable_server_at_ingest_keeps_the_corpus(trained, incident, monkeypatch):
+    monkeypatch.setenv("CHROMA_HOST", "127.0.0.1")
+    monkeypatch.setenv("CHROMA_PORT", str(_free_port()))  # nothing listens there
+    cfg, loaded = trained
+    a = Analyzer(cfg, loaded=loaded)
+    logs, _ = incident
+    res = a.ingest([logs], "cinder-down")
+    assert res["indexed"] is False and any("semantic index not built" in w for w in res["warnings"])
+    rep = a.analyze(ISSUE, corpus="cinder-down", mode="hybrid", narrate=False)
+    assert rep["mode"] == "fast" and rep["root_cause"]["category"] == "storage"
+    rep = a.analyze(ISSUE, paths=[logs], mode="hybrid", narrate=False)
+    assert rep["mode"] == "fast" and any("semantic search unavailable" in w for w in rep["warnings"])
