@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-output
 DEMO_FAULT ?= libvirt_domain_failure
+DEMO_ISSUE ?= instances fail to boot on compute-2
 
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -31,7 +32,8 @@ demo: $(STAMP)
 	$(VENV)/bin/rca simulate --fault $(DEMO_FAULT) --out $(DEMO_DIR)/logs --lines 6000 --seed 7
 	$(VENV)/bin/rca parse $(DEMO_DIR)/logs
 	$(VENV)/bin/rca train --logs $(DEMO_DIR)/normal
-	$(VENV)/bin/rca score $(DEMO_DIR)/logs --sessions 5
+	$(VENV)/bin/rca ingest $(DEMO_DIR)/logs --corpus demo
+	$(VENV)/bin/rca analyze --corpus demo --issue "$(DEMO_ISSUE)"
 
 test: $(STAMP)
 	$(PY) -m pytest
