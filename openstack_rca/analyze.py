@@ -42,6 +42,7 @@ class Analyzer:
         self._embedder = embedder
         self._index: SemanticIndex | None = None
         self._lock = threading.RLock()
+        self._corpora: dict[str, tuple[float, corpus_store.Corpus]] = {}
 
     # -- collaborators, loaded on first use -------------------------------------------------------------------
     @property
@@ -62,7 +63,9 @@ class Analyzer:
             if self._index is None:
                 if self._embedder is None:
                     self._embedder = Embedder(self.cfg.retrieval.embedding_model,
-                                              batch_size=self.cfg.retrieval.embed_batch)
+                                              batch_size=self.cfg.retrieval.embed_batch,
+                                              backend=self.cfg.retrieval.embedding_backend,
+                                              cache_dir=self.cfg.embeddings_dir)
                 self._index = SemanticIndex(connect(self.cfg), self._embedder, query_k=self.cfg.retrieval.query_k)
             return self._index
 
@@ -104,6 +107,21 @@ class Analyzer:
         return {"corpus": name, **meta, "embedded": indexed.get("embedded", 0), "warnings": warnings,
                 "timings_ms": {"parse": t_parse, "score": t_score, "index": t_index, "total": _ms(t0)}}
 
+    def _load_corpus(self, name: str) -> corpus_store.Corpus:
+        """Ingested corpora stay in memory between analyses (a service answers many questions about one
+        incident); a re-ingest changes meta.json and is picked up."""
+        stamp = corpus_store.stamp(self.cfg, name)
+        with self._lock:
+            hit = self._corpora.get(name)
+            if hit and hit[0] == stamp:
+                return hit[1]
+        c = corpus_store.load(self.cfg, name)
+        with self._lock:
+            if len(self._corpora) >= 4:
+                self._corpora.pop(next(iter(self._corpora)))
+            self._corpora[name] = (stamp, c)
+        return c
+
     # -- analyze ---------------------------------------------------------------------------------------------
     def analyze(self, issue: str, *, paths: Iterable[str] | None = None, corpus: str | None = None,
                 table: pa.Table | None = None, mode: str | None = None, top_k: int | None = None,
@@ -132,7 +150,7 @@ class Analyzer:
         source: dict[str, Any]
         if corpus is not None:
             t = time.perf_counter()
-            c = corpus_store.load(self.cfg, corpus)
+            c = self._load_corpus(corpus)
             timings["load"] = _ms(t)
             tab, scores = c.table, c.scores
             if c.meta.get("model", {}).get("version") != m.version:
@@ -164,6 +182,8 @@ class Analyzer:
             if corpus is not None:
                 corpus_store.save_scores(corpus_store.corpus_dir(self.cfg, corpus), scores)
                 corpus_store.update_meta(self.cfg, corpus, model={"name": m.name, "version": m.version})
+                with self._lock:
+                    self._corpora.pop(corpus, None)
 
         parsed = parse_issue(issue)
         semantic = None

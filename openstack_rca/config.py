@@ -85,10 +85,14 @@ class RetrievalConfig:
     query_k: int = 50
     """Nearest templates a semantic query asks Chroma for."""
     embed_batch: int = 64
+    embedding_backend: str = "onnx"
+    """onnx (the model exported once to ONNX Runtime, verified against sentence-transformers) or torch."""
 
     def __post_init__(self) -> None:
         if not self.embedding_model:
             raise ConfigError("retrieval.embedding_model must not be empty")
+        if self.embedding_backend not in ("onnx", "torch"):
+            raise ConfigError(f"retrieval.embedding_backend must be onnx or torch (got {self.embedding_backend!r})")
         if self.query_k < 1 or self.embed_batch < 1:
             raise ConfigError("retrieval.query_k and retrieval.embed_batch must be >= 1")
 
@@ -171,6 +175,11 @@ class RCAConfig:
     def corpora_dir(self) -> Path:
         """Ingested corpora: parsed and scored records, ready for analysis."""
         return self.home / "corpora"
+
+    @property
+    def embeddings_dir(self) -> Path:
+        """Embedding models exported to ONNX (derived from the packaged weights, rebuilt when missing)."""
+        return self.home / "embeddings"
 
     @property
     def chroma_dir(self) -> Path:

@@ -66,6 +66,15 @@ def load(cfg: RCAConfig, name: str) -> Corpus:
     return Corpus(name, table, scores, meta)
 
 
+def stamp(cfg: RCAConfig, name: str) -> float:
+    """Changes whenever the corpus is written (0.0 when it does not exist)."""
+    p = corpus_dir(cfg, name) / "meta.json"
+    try:
+        return p.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0.0
+
+
 def update_meta(cfg: RCAConfig, name: str, **changes: Any) -> None:
     p = corpus_dir(cfg, name) / "meta.json"
     meta = json.loads(p.read_text())

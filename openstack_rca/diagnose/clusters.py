@@ -65,7 +65,8 @@ def build_clusters(table: pa.Table, scores: pa.Table, epoch: np.ndarray, session
     flag = scores["anomalous"].to_numpy(zero_copy_only=False).astype(float)
     anom = scores["anomaly"].to_numpy()
     imp = scores["importance"].to_numpy()
-    sev = anomaly_mod.severity(table["level"].to_pylist())
+    lv = pc.dictionary_encode(pc.fill_null(table["level"].combine_chunks(), ""))
+    sev = anomaly_mod.severity(lv.dictionary.to_pylist())[lv.indices.to_numpy(zero_copy_only=False)]
     amax = np.zeros(k)
     np.maximum.at(amax, code, anom)
     imax = np.zeros(k)
@@ -81,8 +82,8 @@ def build_clusters(table: pa.Table, scores: pa.Table, epoch: np.ndarray, session
     expected = trained * (n / max(train_total, 1))
     burst = (count + 1.0) / (expected + 1.0)
 
-    pairs = np.unique(np.stack([code, session_codes]), axis=1)
-    sessions = np.bincount(pairs[0], minlength=k)
+    pairs = np.unique(code * (int(session_codes.max(initial=0)) + 1) + session_codes)
+    sessions = np.bincount(pairs // (int(session_codes.max(initial=0)) + 1), minlength=k)
 
     templates = pc.take(table["template"], pa.array(first_row)).to_pylist()
     return Clusters(ids, templates, code, count, first_row, first_ts, last_ts, frac, amax, imax, smax, novel,

@@ -60,7 +60,8 @@ def diagnose(table: pa.Table, scores: pa.Table, bundle: ModelBundle, issue: Issu
     epoch = to_epoch(table["timestamp"])
     skeys = pc.dictionary_encode(session_keys(table))
     scodes = skeys.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    encoded = bundle.vocab.encode(table["template_id"].to_pylist())
+    tid = pc.dictionary_encode(table["template_id"].combine_chunks())
+    encoded = bundle.vocab.encode(tid.dictionary.to_pylist())[tid.indices.to_numpy(zero_copy_only=False)]
     c = build_clusters(table, scores, epoch, scodes, train_counts=bundle.counts, encoded=encoded,
                        train_total=int(bundle.counts.sum()))
     near = causal.near_known(c.template, list(bundle.vocab.templates.values()))

@@ -8,6 +8,8 @@ named, 0 when of nothing. Symptom concepts from the operator vocabulary weigh mo
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .issue import Issue
@@ -16,6 +18,7 @@ LEFTOVER_WEIGHT = 0.5
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ers", "er", "ies", "es", "ed", "s", "e")
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A deliberately small stemmer: "services"/"service" -> "servic", "reporting" -> "report"."""
     word = word.lower()
@@ -42,6 +45,19 @@ def coverage(tfidf, issue: Issue, texts: list[str]) -> np.ndarray:
     total = sum(w for _, w in concepts)
     out = np.zeros(len(texts))
     for i, text in enumerate(texts):
-        toks = {stem(t) for t in analyze(text)}
+        toks = _stems(analyze, text)
         out[i] = sum(w for forms, w in concepts if forms & toks) / total
     return out
+
+
+_STEMS: dict[str, frozenset[str]] = {}
+
+
+def _stems(analyze, text: str) -> frozenset[str]:
+    """Stemmed tokens of a template; templates recur across analyses, so each is tokenised once per process."""
+    got = _STEMS.get(text)
+    if got is None:
+        if len(_STEMS) > 50_000:
+            _STEMS.clear()
+        got = _STEMS[text] = frozenset(stem(t) for t in analyze(text))
+    return got

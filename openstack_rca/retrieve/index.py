@@ -110,6 +110,9 @@ class SemanticIndex:
         self.client = client
         self.embedder = embedder
         self.query_k = query_k
+        # template id -> unit vector, per corpus: stored embeddings never change for an id, so they are fetched
+        # from Chroma once per process instead of on every analysis
+        self._vectors: dict[str, dict[str, np.ndarray]] = {}
 
     def _collection(self, corpus: str, create: bool = False):
         name = collection_name(corpus)
@@ -167,12 +170,16 @@ class SemanticIndex:
                 return {}
             res = col.query(query_embeddings=[q], n_results=min(self.query_k, n), include=["distances"])
             sims = {tid: 1.0 - float(d) for tid, d in zip(res["ids"][0], res["distances"][0])}
+            known = self._vectors.setdefault(corpus, {})
             missing = [t for t in dict.fromkeys(template_ids) if t not in sims]
-            if missing:
-                got = col.get(ids=missing, include=["embeddings"])
-                if got["ids"]:
-                    vecs = np.asarray(got["embeddings"], dtype=np.float32)
-                    sims.update(zip(got["ids"], (vecs @ q).astype(float).tolist()))
+            fetch = [t for t in missing if t not in known]
+            if fetch:
+                got = col.get(ids=fetch, include=["embeddings"])
+                known.update(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32)))
+            have = [t for t in missing if t in known]
+            if have:
+                vecs = np.stack([known[t] for t in have])
+                sims.update(zip(have, (vecs @ q).astype(float).tolist()))
         except RetrievalUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001
