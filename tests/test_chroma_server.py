@@ -108,3 +108,58 @@ def test_unreachable_server_at_ingest_keeps_the_corpus(trained, incident, monkey
     assert rep["mode"] == "fast" and rep["root_cause"]["category"] == "storage"
     rep = a.analyze(ISSUE, paths=[logs], mode="hybrid", narrate=False)
     assert rep["mode"] == "fast" and any("semantic search unavailable" in w for w in rep["warnings"])
+
+
+@pytest.fixture
+def protected_chroma(tmp_path):
+    """`python -m retrieval_service` with CHROMA_TOKEN: chroma run behind the token proxy, as deployed."""
+    import os
+
+    if not (Path(sys.executable).parent / "chroma").exists():
+        pytest.skip("the chroma CLI is not installed (pip install 'openstack-rca[rag]')")
+    port, internal = _free_port(), _free_port()
+    env = {**os.environ, "CHROMA_TOKEN": "t0ken-for-tests"}
+    proc = subprocess.Popen([sys.executable, "-m", "retrieval_service", "--path", str(tmp_path / "data"),
+                             "--host", "127.0.0.1", "--port", str(port), "--internal-port", str(internal)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"retrieval_service did not start: {proc.stderr.read() if proc.stderr else ''}")
+            time.sleep(0.3)
+    yield port, "t0ken-for-tests"
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_token_protected_server(trained, incident, protected_chroma, monkeypatch):
+    import urllib.error
+
+    port, token = protected_chroma
+    # no token: 401 from the proxy, heartbeat stays open for probes
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/collections", timeout=5)
+    assert err.value.code == 401
+
+    cfg, loaded = trained
+    logs, _ = incident
+    monkeypatch.setenv("CHROMA_HOST", "127.0.0.1")
+    monkeypatch.setenv("CHROMA_PORT", str(port))
+    monkeypatch.setenv("CHROMA_TOKEN", "wrong")
+    res = Analyzer(cfg, loaded=loaded).ingest([logs], "cinder-badtoken")
+    assert res["indexed"] is False and res["warnings"]
+
+    monkeypatch.setenv("CHROMA_TOKEN", token)
+    a = Analyzer(cfg, loaded=loaded)
+    res = a.ingest([logs], "cinder-token")
+    assert res["indexed"] is True and res["embedded"] > 10
+    rep = a.analyze(ISSUE, corpus="cinder-token", mode="hybrid", narrate=False)
+    assert rep["mode"] == "hybrid" and rep["root_cause"]["category"] == "storage"
