@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/parse_throughput.py
 	$(PY) benchmarks/score_throughput.py
 	$(PY) benchmarks/evaluation.py
+	$(PY) benchmarks/analyze_latency.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

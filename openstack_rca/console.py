@@ -169,15 +169,16 @@ def report(rep: dict) -> None:
     out.print(Panel(head, title=f"root cause — {escape(rep['issue'][:80])}", expand=False))
     for w in rep.get("warnings", []):
         err.print(f"[yellow]warning:[/] {escape(w)}")
-    t = Table(title="evidence", show_lines=False)
-    for col in ("#", "time", "service", "level", "line", "score", "signals", "text"):
-        t.add_column(col, overflow="fold" if col == "text" else "ellipsis")
+    t = Table(title="evidence (signals: lstm / tf-idf / semantic)", show_lines=False)
+    for col, width in (("#", 3), ("time", 12), ("service", 16), ("level", 7), ("where", 22), ("score", 5),
+                       ("signals", 15), ("n", 4), ("text", 70)):
+        t.add_column(col, no_wrap=True, overflow="ellipsis", min_width=30 if col == "text" else width, max_width=width)
     for ev in rep["evidence"]:
-        sig = " ".join(f"{k[:3]}={v:.2f}" for k, v in ev["signals"].items())
-        count = f" (x{ev['count']})" if ev.get("count", 1) > 1 else ""
-        t.add_row(ev["id"], _clock(ev.get("timestamp")), escape(str(ev.get("service") or "")),
+        sg = ev["signals"]
+        sig = "/".join(f"{sg[k]:.2f}" for k in ("lstm", "tfidf", "semantic") if k in sg)
+        t.add_row(ev["id"], _clock(ev.get("timestamp"))[11:], escape(str(ev.get("service") or "")),
                   escape(str(ev.get("level") or "")), escape(f"{_base(ev['source'])}:{ev['line_no']}"),
-                  f"{ev['score']:.2f}", sig, escape(str(ev["text"])[:300]) + count)
+                  f"{ev['score']:.2f}", sig, str(ev.get("count", 1)), escape(" ".join(str(ev["text"]).split())[:200]))
     out.print(t)
     if rep.get("timeline"):
         tl = Table(title="timeline")
