@@ -84,7 +84,8 @@ class RetrievalConfig:
     chroma_ssl: bool = False
     query_k: int = 50
     """Nearest templates a semantic query asks Chroma for."""
-    embed_batch: int = 64
+    embed_batch: int = 16
+    """Texts per embedding call: small batches pad less (templates vary in length), measured faster here."""
     embedding_backend: str = "onnx"
     """onnx (the model exported once to ONNX Runtime, verified against sentence-transformers) or torch."""
 

@@ -53,7 +53,7 @@ def resolve(name: str) -> Path:
 class Embedder:
     """Unit-length embeddings (cosine = dot product), loaded once per process."""
 
-    def __init__(self, name: str = "all-MiniLM-L6-v2", *, batch_size: int = 64, backend: str = "onnx",
+    def __init__(self, name: str = "all-MiniLM-L6-v2", *, batch_size: int = 16, backend: str = "onnx",
                  cache_dir: Path | None = None):
         if backend not in ("onnx", "torch"):
             raise EmbeddingUnavailable(f"embedding backend must be onnx or torch (got {backend!r})")

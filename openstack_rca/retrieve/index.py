@@ -66,12 +66,12 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:200]
 
 
-EMBED_CHARS = 300
+EMBED_CHARS = 160
 
 
 def plain(template: str) -> str:
     """The template as a sentence: placeholders carry no meaning for an embedding, and what a line is about is
-    in its first words (the tail of a long one is a dict or a traceback frame), so it is cut at 300 characters,
+    in its first words (the tail of a long one is a dict or a traceback frame), so it is cut at 160 characters,
     which also keeps embedding cost per template bounded."""
     return (" ".join(template.replace("<*>", " ").split()) or template)[:EMBED_CHARS]
 
