@@ -73,6 +73,36 @@ class Analyzer:
         with self._lock:
             self._index = None  # reconnect next time: the server may be back
 
+    # -- score (the service's /score and the gRPC ModelInfer) ------------------------------------------------
+    def score_documents(self, documents: Sequence[str]) -> list[dict[str, Any]]:
+        """Per-record template id and scores for each document (one request's log text), scored together.
+
+        A record may span several lines (a traceback joins its record); ``lines`` accounts for every input line.
+        """
+        from .parse.text import parse_text
+
+        parsed = [parse_text(doc, f"request-{i}", max_line_bytes=self.cfg.parse.max_line_bytes)
+                  for i, doc in enumerate(documents)]
+        m = self.model
+        scored = m.bundle.score_many([p.table for p in parsed])
+        out = []
+        for p, sc in zip(parsed, scored):
+            t = p.table
+            cols = {c: t[c].to_pylist() for c in ("line_no", "line_end", "template_id", "template", "level",
+                                                   "service", "parsed")}
+            an, imp = sc["anomaly"].to_numpy(), sc["importance"].to_numpy()
+            flag = sc["anomalous"].to_numpy(zero_copy_only=False)
+            records = [{
+                "line_no": cols["line_no"][i], "line_end": cols["line_end"][i],
+                "template_id": cols["template_id"][i], "template": cols["template"][i], "level": cols["level"][i],
+                "service": cols["service"][i], "parsed": cols["parsed"][i], "anomaly": round(float(an[i]), 5),
+                "anomalous": bool(flag[i]), "importance": round(float(imp[i]), 5),
+            } for i in range(t.num_rows)]
+            out.append({"records": records, "lines": {
+                "total": p.lines, "blank": p.blank, "continuation": p.continuation, "unparsed": p.unparsed,
+                "truncated": p.truncated}})
+        return out
+
     # -- ingest ----------------------------------------------------------------------------------------------
     def ingest(self, paths: Sequence[str], name: str, *, progress: Callable[[int], None] | None = None,
                index: bool = True) -> dict[str, Any]:

@@ -70,22 +70,45 @@ class ModelBundle:
 
     def score(self, table: pa.Table) -> pa.Table:
         """Per-record scores for a parsed table, in the table's row order."""
-        n = table.num_rows
-        sessions = build_sessions(table)
-        encoded = self.vocab.encode(table["template_id"].to_pylist())
-        X, y, rows = windows(sessions, encoded, self.config.window)
+        return self.score_many([table])[0]
+
+    def score_many(self, tables: list[pa.Table]) -> list[pa.Table]:
+        """Score several independent tables (requests) with one pass through the LSTM.
+
+        Each table keeps its own sessions; only the (history, event) windows are pooled, deduplicated and sent to
+        the model together, which is what adaptive batching in the service buys.
+        """
+        if not tables:
+            return []
+        prepared = []
+        for table in tables:
+            sessions = build_sessions(table)
+            encoded = self.vocab.encode(table["template_id"].to_pylist())
+            X, y, rows = windows(sessions, encoded, self.config.window)
+            prepared.append((table, encoded, rows, np.concatenate([X, y[:, None]], axis=1)))
+        allpairs = np.concatenate([p[3] for p in prepared])
         # Score each distinct (history, event) pair once and spread the result: logs repeat their workflows.
-        pairs, inv = unique_rows(np.concatenate([X, y[:, None]], axis=1))
+        pairs, inv_all = unique_rows(allpairs)
         s = anomaly.score(next_probs(self.model, pairs[:, :-1]), pairs[:, -1], self.config.top_g)
-        out_anomaly = np.zeros(n)
-        out_rank = np.zeros(n, np.int64)
-        out_flag = np.zeros(n, bool)
-        out_anomaly[rows], out_rank[rows], out_flag[rows] = s.anomaly[inv], s.rank[inv], s.anomalous[inv]
         per_pair = pa.array(
             [[self.vocab.template_id(int(k)) for k in s.expected[i] if k >= 2] if s.anomalous[i] else None
              for i in range(len(pairs))],
             pa.list_(pa.string()),
         )
+        out, start = [], 0
+        for table, encoded, rows, own in prepared:
+            inv = inv_all[start:start + len(own)]
+            start += len(own)
+            out.append(self._spread(table, encoded, rows, inv, s, per_pair))
+        return out
+
+    def _spread(self, table: pa.Table, encoded: np.ndarray, rows: np.ndarray, inv: np.ndarray,
+                s: "anomaly.Scores", per_pair: pa.Array) -> pa.Table:
+        n = table.num_rows
+        out_anomaly = np.zeros(n)
+        out_rank = np.zeros(n, np.int64)
+        out_flag = np.zeros(n, bool)
+        out_anomaly[rows], out_rank[rows], out_flag[rows] = s.anomaly[inv], s.rank[inv], s.anomalous[inv]
         where = np.full(n, -1, np.int64)
         where[rows] = inv
         expected = pc.take(per_pair, pa.array(where, mask=where < 0))
