@@ -35,8 +35,12 @@ def _ms(t0: float) -> float:
 
 class Analyzer:
     def __init__(self, cfg: RCAConfig, *, loaded: registry.LoadedModel | None = None,
-                 narrator: ClaudeNarrator | None = None, embedder: Embedder | None = None):
+                 narrator: ClaudeNarrator | None = None, embedder: Embedder | None = None,
+                 scorer: Callable[[pa.Table], pa.Table] | None = None):
+        """``narrator`` and ``scorer`` may be remote (the BentoML service passes its runner and narrator
+        services); by default the model scores in-process and Claude is called from here."""
         self.cfg = cfg
+        self._scorer = scorer
         self._loaded = loaded
         self._narrator = narrator or ClaudeNarrator(cfg.narrative)
         self._embedder = embedder
@@ -104,20 +108,31 @@ class Analyzer:
         return out
 
     # -- ingest ----------------------------------------------------------------------------------------------
-    def ingest(self, paths: Sequence[str], name: str, *, progress: Callable[[int], None] | None = None,
-               index: bool = True) -> dict[str, Any]:
-        from .parse import Parser
-
+    def ingest(self, paths: Sequence[str] | None, name: str, *, progress: Callable[[int], None] | None = None,
+               index: bool = True, text: str | None = None) -> dict[str, Any]:
+        """Parse, score and index ``paths`` (or one request's log ``text``) as corpus ``name``."""
         corpus_store.corpus_dir(self.cfg, name)  # validate the name before any work
         t0 = time.perf_counter()
-        result = Parser(self.cfg).parse(paths, progress)
+        if text is not None:
+            from .parse.text import parse_text
+
+            res = parse_text(text, f"{name}.log", max_line_bytes=self.cfg.parse.max_line_bytes)
+            table = res.table
+            totals = {"files": 1, "lines": res.lines, "records": table.num_rows, "continuation": res.continuation,
+                      "blank": res.blank, "unparsed": res.unparsed, "truncated": res.truncated}
+            paths = []
+        else:
+            from .parse import Parser
+
+            result = Parser(self.cfg).parse(paths, progress)
+            table, totals = result.table, result.summary()["totals"]
         t_parse = _ms(t0)
         t1 = time.perf_counter()
         m = self.model
-        scores = m.bundle.score(result.table)
+        scores = self._score(table)
         t_score = _ms(t1)
         meta: dict[str, Any] = {
-            "files": [str(p) for p in paths], "input": result.summary()["totals"],
+            "files": [str(p) for p in paths], "input": totals,
             "model": {"name": m.name, "version": m.version}, "indexed": False,
         }
         warnings: list[str] = []
@@ -126,14 +141,14 @@ class Analyzer:
         if index:
             try:
                 idx = self.semantic_index()
-                indexed = idx.index(name, result.table)
+                indexed = idx.index(name, table)
                 meta.update(indexed=True, embedding_model=idx.embedder.name, templates=indexed["templates"])
             except (RetrievalUnavailable, EmbeddingUnavailable) as exc:
                 self._forget_index()
                 warnings.append(f"semantic index not built ({exc}); the corpus works in fast mode until "
                                 f"`rca ingest` runs again with Chroma reachable")
         t_index = _ms(t2)
-        corpus_store.save(self.cfg, name, result.table, scores, meta)
+        corpus_store.save(self.cfg, name, table, scores, meta)
         return {"corpus": name, **meta, "embedded": indexed.get("embedded", 0), "warnings": warnings,
                 "timings_ms": {"parse": t_parse, "score": t_score, "index": t_index, "total": _ms(t0)}}
 
@@ -152,9 +167,13 @@ class Analyzer:
             self._corpora[name] = (stamp, c)
         return c
 
+    def _score(self, table: pa.Table) -> pa.Table:
+        return self._scorer(table) if self._scorer is not None else self.model.bundle.score(table)
+
     # -- analyze ---------------------------------------------------------------------------------------------
     def analyze(self, issue: str, *, paths: Iterable[str] | None = None, corpus: str | None = None,
-                table: pa.Table | None = None, mode: str | None = None, top_k: int | None = None,
+                table: pa.Table | None = None, text: str | None = None, mode: str | None = None,
+                top_k: int | None = None,
                 narrate: bool = True, on_text: TextFn | None = None) -> dict[str, Any]:
         issue = " ".join(str(issue or "").split())
         if not issue:
@@ -168,9 +187,9 @@ class Analyzer:
         top_k = self.cfg.analyze.top_k if top_k is None else top_k
         if not 1 <= int(top_k) <= 100:
             raise InvalidInput(f"top_k must be 1..100 (got {top_k})")
-        given = sum(x is not None for x in (paths, corpus, table))
+        given = sum(x is not None for x in (paths, corpus, table, text))
         if given != 1:
-            raise InvalidInput("give exactly one of: log paths, an ingested corpus name, or a parsed table")
+            raise InvalidInput("give exactly one of: log paths, log text, an ingested corpus name, or a parsed table")
 
         timings: dict[str, float] = {}
         warnings: list[str] = []
@@ -201,13 +220,24 @@ class Analyzer:
             tab = result.table
             source = {"paths": [str(p) for p in paths], "records": tab.num_rows, "input": result.summary()["totals"]}
             mode_used = mode
+        elif text is not None:
+            from .parse.text import parse_text
+
+            t = time.perf_counter()
+            res = parse_text(text, "request", max_line_bytes=self.cfg.parse.max_line_bytes)
+            timings["parse"] = _ms(t)
+            tab = res.table
+            source = {"records": tab.num_rows, "input": {
+                "lines": res.lines, "records": tab.num_rows, "continuation": res.continuation, "blank": res.blank,
+                "unparsed": res.unparsed, "truncated": res.truncated}}
+            mode_used = mode
         else:
             tab = table
             source = {"records": tab.num_rows}
             mode_used = mode
         if scores is None or scores.num_rows != tab.num_rows:
             t = time.perf_counter()
-            scores = m.bundle.score(tab)
+            scores = self._score(tab)
             timings["score"] = _ms(t)
             if corpus is not None:
                 corpus_store.save_scores(corpus_store.corpus_dir(self.cfg, corpus), scores)

@@ -1,0 +1,215 @@
+"""The BentoML services: ``bentoml serve`` (from the repository root, via bentofile.yaml) starts all three.
+
+* ``Scorer``: the LSTM runner. Loads the model through the one registry loader (MLflow alias, local fallback),
+  scores log lines with adaptive batching (``/score`` traffic from many clients shares LSTM passes), scores whole
+  tables for ``/analyze`` and ``/ingest``, and serves the Open Inference Protocol v2 over gRPC on its own port.
+* ``Narrator``: the Claude narrator (the only holder of ANTHROPIC_API_KEY), with the offline fallback.
+* ``RCA``: the entry service: ``/analyze``, ``/score``, ``/ingest``, ``/model``; parse, retrieve and diagnose run
+  here, scoring and narration are delegated, so a cluster scales the three apart.
+
+The shells stay thin: every answer comes from ``openstack_rca.analyze.Analyzer``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import bentoml
+from starlette.responses import JSONResponse
+
+from openstack_rca import registry
+from openstack_rca.analyze import Analyzer
+from openstack_rca.config import load
+from openstack_rca.errors import InputNotFound, InvalidInput, RCAError
+
+from . import arrow_wire, metrics
+from .http_guard import HTTPGuard
+from .settings import ServeSettings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+log = logging.getLogger("openstack_rca.serve")
+SETTINGS = ServeSettings.from_env()
+
+
+_STATE: dict[str, Any] = {}  # the entry service instance, for the GET routes the guard answers
+
+
+def _model_info() -> dict:
+    svc = _STATE.get("rca")
+    if svc is None:
+        raise RuntimeError("service starting")
+    return svc.model_info()
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+@bentoml.service(name="rca-scorer", workers=1, traffic={"timeout": 300})
+class Scorer:
+    """The LSTM runner."""
+
+    def __init__(self) -> None:
+        self.cfg = load()
+        self.analyzer = Analyzer(self.cfg)
+        self.loaded = self.analyzer.model  # fail fast (the pod restarts) rather than serve without a model
+        metrics.model_loaded(self.loaded.name, self.loaded.version)
+        self.grpc = None
+        if SETTINGS.grpc_enabled:
+            self.grpc = _start_grpc(self.analyzer, self.loaded, SETTINGS)
+
+    def __is_ready__(self) -> bool:
+        return self.loaded is not None
+
+    @bentoml.api(batchable=SETTINGS.batching, max_batch_size=SETTINGS.max_batch_size,
+                 max_latency_ms=SETTINGS.max_latency_ms)
+    def score_documents(self, documents: list[str]) -> list[dict]:
+        """One element per request's log text; requests that arrive together share one LSTM pass."""
+        metrics.BATCH_SIZE.observe(len(documents))
+        return self.analyzer.score_documents(documents)
+
+    @bentoml.api
+    def score_table(self, table: str) -> str:
+        """A whole parsed table (Arrow IPC, base64) -> its per-record scores (same encoding)."""
+        scores = self.loaded.bundle.score(arrow_wire.loads(table))
+        return arrow_wire.dumps(scores)
+
+    @bentoml.api
+    def model_info(self) -> dict:
+        m = self.loaded
+        return {"name": m.name, "version": m.version, "alias": m.alias, "source": m.source, "loaded_at": m.loaded_at}
+
+
+@bentoml.service(name="rca-narrator", workers=1, traffic={"timeout": 120})
+class Narrator:
+    """Claude, or the offline narrative; holds the only copy of the API key."""
+
+    def __init__(self) -> None:
+        from openstack_rca.narrate import ClaudeNarrator
+
+        self.narrator = ClaudeNarrator(load().narrative)
+
+    @bentoml.api
+    def narrate(self, report: dict) -> dict:
+        return self.narrator.narrate(report)
+
+
+class _RemoteNarrator:
+    def __init__(self, service) -> None:
+        self.service = service
+
+    def narrate(self, report: dict, on_text=None) -> dict:
+        try:
+            return self.service.narrate(report=report)
+        except Exception as exc:  # noqa: BLE001 - the narrator service down must not lose the report
+            from openstack_rca.narrate.offline import offline_narrative
+
+            out = offline_narrative(report)
+            out["warning"] = f"narrator service unavailable ({type(exc).__name__})"
+            return out
+
+
+@bentoml.service(name="openstack-rca", traffic={"timeout": 300}, http={"port": 3000})
+class RCA:
+    scorer = bentoml.depends(Scorer)
+    narrator = bentoml.depends(Narrator)
+
+    def __init__(self) -> None:
+        self.cfg = load()
+        self.analyzer = Analyzer(self.cfg, scorer=self._remote_score, narrator=_RemoteNarrator(self.narrator))
+        self.loaded_at = None
+        try:
+            self.analyzer.model  # the same loader as the scorer: vocabulary, counts and TF-IDF for diagnosis
+            self.loaded_at = time.time()
+        except registry.ModelNotReady as exc:
+            log.error("no model yet (%s); /readyz stays 503 until one is trained and the service restarts", exc)
+        _STATE["rca"] = self
+
+    def _remote_score(self, table):
+        return arrow_wire.loads(self.scorer.score_table(table=arrow_wire.dumps(arrow_wire.for_scoring(table))))
+
+    def __is_ready__(self) -> bool:
+        return self.loaded_at is not None
+
+    @bentoml.api(route="/analyze")
+    def analyze(self, issue: str, logs: str | None = None, corpus: str | None = None, mode: str | None = None,
+                top_k: int | None = None, narrate: bool = True) -> Any:
+        """Issue + log text (or an ingested corpus) -> the RCA report."""
+        t0 = time.perf_counter()
+        mode_label = mode or self.cfg.analyze.mode
+        try:
+            rep = self.analyzer.analyze(issue, text=logs, corpus=corpus, mode=mode, top_k=top_k, narrate=narrate)
+        except InputNotFound as exc:
+            metrics.request("analyze", mode_label, 404)
+            return _error(404, str(exc))
+        except (InvalidInput, ValueError) as exc:
+            metrics.request("analyze", mode_label, 422)
+            return _error(422, str(exc))
+        except RCAError as exc:
+            metrics.request("analyze", mode_label, 503)
+            return _error(503, str(exc))
+        metrics.request("analyze", rep["mode"], 200)
+        metrics.ANALYZE_SECONDS.labels(mode=rep["mode"]).observe(time.perf_counter() - t0)
+        return rep
+
+    @bentoml.api(route="/score")
+    def score(self, lines: list[str]) -> Any:
+        """Log lines -> per-record template id, anomaly score and importance (batched across requests)."""
+        try:
+            out = self.scorer.score_documents(["\n".join(lines)])[0]
+        except Exception as exc:  # noqa: BLE001
+            metrics.request("score", "-", 503)
+            return _error(503, f"scorer unavailable ({type(exc).__name__})")
+        metrics.request("score", "-", 200)
+        m = self.analyzer.model
+        return {"model": {"name": m.name, "version": m.version}, **out}
+
+    @bentoml.api(route="/ingest")
+    def ingest(self, corpus: str, logs: str, index: bool = True) -> Any:
+        """Log text -> a named corpus (parsed, scored, indexed) that /analyze can then query by name."""
+        try:
+            res = self.analyzer.ingest(None, corpus, text=logs, index=index)
+        except (InvalidInput, ValueError) as exc:
+            metrics.request("ingest", "-", 422)
+            return _error(422, str(exc))
+        except RCAError as exc:
+            metrics.request("ingest", "-", 503)
+            return _error(503, str(exc))
+        metrics.request("ingest", "-", 200)
+        return res
+
+    @bentoml.api(route="/model")
+    def model(self) -> dict:
+        """The model this service answers with (also ``GET /model``)."""
+        return self.model_info()
+
+    def model_info(self) -> dict:
+        m = self.analyzer.model
+        return {"name": m.name, "version": m.version, "alias": m.alias, "source": m.source,
+                "loaded_at": m.loaded_at}
+
+
+RCA.add_asgi_middleware(HTTPGuard, settings=SETTINGS, get_routes={"/model": _model_info})
+
+
+def _start_grpc(analyzer: Analyzer, loaded, settings: ServeSettings):
+    """The OIP v2 gRPC server, in the scorer's process (where the model is), on its own port."""
+    try:
+        from .oip.server import ScorerServicer, start_server
+    except ImportError as exc:
+        log.error("gRPC disabled: %s", exc)
+        return None
+    servicer = ScorerServicer(
+        score_fn=lambda lines: analyzer.score_documents(["\n".join(lines)])[0],
+        model_name=loaded.name, model_version_fn=lambda: loaded.version, ready_fn=lambda: True,
+        max_lines=settings.max_score_lines)
+    try:
+        return start_server(servicer, host="0.0.0.0", port=settings.grpc_port, token=settings.api_token or None,
+                            max_message_bytes=settings.max_body_bytes)
+    except Exception as exc:  # noqa: BLE001 - HTTP keeps serving; the log says why gRPC did not start
+        log.error("gRPC server could not start on port %s: %s", settings.grpc_port, exc)
+        return None

@@ -1,0 +1,49 @@
+"""Serving settings, from the environment (the Helm chart's ConfigMap and Secrets set these).
+
+Secrets (``RCA_API_TOKEN``) are read here and nowhere else, and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer (got {raw!r})") from None
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    return default if not raw else raw in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    api_token: str = ""
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_analyze_lines: int = 200_000
+    max_score_lines: int = 10_000
+    grpc_port: int = 8001
+    grpc_enabled: bool = True
+    batching: bool = True
+    max_batch_size: int = 64
+    max_latency_ms: int = 200
+
+    @classmethod
+    def from_env(cls) -> "ServeSettings":
+        return cls(
+            api_token=os.environ.get("RCA_API_TOKEN", ""),
+            max_body_bytes=_int("RCA_SERVE_MAX_BODY_BYTES", cls.max_body_bytes),
+            max_analyze_lines=_int("RCA_SERVE_MAX_ANALYZE_LINES", cls.max_analyze_lines),
+            max_score_lines=_int("RCA_SERVE_MAX_SCORE_LINES", cls.max_score_lines),
+            grpc_port=_int("RCA_GRPC_PORT", cls.grpc_port),
+            grpc_enabled=_bool("RCA_GRPC_ENABLED", cls.grpc_enabled),
+            batching=_bool("RCA_SERVE_BATCHING", cls.batching),
+            max_batch_size=_int("RCA_SERVE_MAX_BATCH_SIZE", cls.max_batch_size),
+            max_latency_ms=_int("RCA_SERVE_MAX_LATENCY_MS", cls.max_latency_ms),
+        )
