@@ -10,7 +10,7 @@ DEMO_ISSUE ?= instances fail to boot on compute-2
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench clean serve
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "openstack-rca needs Python 3.11 (set PYTHON=python3.11)")'
@@ -34,6 +34,12 @@ demo: $(STAMP)
 	$(VENV)/bin/rca train --logs $(DEMO_DIR)/normal
 	$(VENV)/bin/rca ingest $(DEMO_DIR)/logs --corpus demo
 	$(VENV)/bin/rca analyze --corpus demo --issue "$(DEMO_ISSUE)"
+
+# Serve the demo's model over HTTP (3000) and gRPC (8001): `make demo` first if there is no model yet.
+serve: export RCA_HOME := $(CURDIR)/$(DEMO_DIR)/home
+serve: $(STAMP)
+	@test -d $(DEMO_DIR)/home/models || $(MAKE) demo
+	$(VENV)/bin/bentoml serve --port 3000
 
 test: $(STAMP)
 	$(PY) -m pytest

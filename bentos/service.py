@@ -203,8 +203,16 @@ def _start_grpc(analyzer: Analyzer, loaded, settings: ServeSettings):
     except ImportError as exc:
         log.error("gRPC disabled: %s", exc)
         return None
+    import threading
+
+    lock = threading.Lock()  # gRPC calls arrive on a thread pool; the LSTM takes them one at a time
+
+    def score(lines: list[str]) -> dict:
+        with lock:
+            return analyzer.score_documents(["\n".join(lines)])[0]
+
     servicer = ScorerServicer(
-        score_fn=lambda lines: analyzer.score_documents(["\n".join(lines)])[0],
+        score_fn=score,
         model_name=loaded.name, model_version_fn=lambda: loaded.version, ready_fn=lambda: True,
         max_lines=settings.max_score_lines)
     try:

