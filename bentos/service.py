@@ -45,6 +45,15 @@ def _model_info() -> dict:
     return svc.model_info()
 
 
+def _corpora() -> dict:
+    from openstack_rca import corpus
+
+    svc = _STATE.get("rca")
+    if svc is None:
+        raise RuntimeError("service starting")
+    return {"corpora": corpus.list_corpora(svc.cfg)}
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -193,7 +202,7 @@ class RCA:
                 "loaded_at": m.loaded_at}
 
 
-RCA.add_asgi_middleware(HTTPGuard, settings=SETTINGS, get_routes={"/model": _model_info})
+RCA.add_asgi_middleware(HTTPGuard, settings=SETTINGS, get_routes={"/model": _model_info, "/corpora": _corpora})
 
 
 def _start_grpc(analyzer: Analyzer, loaded, settings: ServeSettings):

@@ -273,7 +273,7 @@ class Analyzer:
         report: dict[str, Any] = {
             "issue": issue, "mode": mode_used, "requested_mode": mode,
             "root_cause": dg.root_cause, "onset": dg.onset, "evidence": evidence, "timeline": dg.timeline,
-            "affected": dg.affected, "narrative": None,
+            "affected": dg.affected, "narrative": None, "series": dg.series,
             "model": {"name": m.name, "version": m.version, "alias": m.alias, "source": m.source},
             "source": source, "stats": dg.stats, "warnings": warnings, "timings_ms": timings,
         }

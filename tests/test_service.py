@@ -232,6 +232,13 @@ def test_grpc_open_inference_protocol(service, incident):
     status, out = call(service["base"], "/score", {"lines": lines})
     assert status == 200
     assert [r["template_id"] for r in out["records"]] == [t.decode() for t in res.as_numpy("template_id")]
+    # the standard gRPC health service, open without a token (what Kubernetes' grpc probe calls)
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(url) as ch:
+        resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    assert resp.status == health_pb2.HealthCheckResponse.SERVING
     # without the token: UNAUTHENTICATED
     from tritonclient.utils import InferenceServerException
 

@@ -34,6 +34,7 @@ class Diagnosis:
     affected: dict[str, list[str]]
     onset: float | None
     stats: dict[str, Any] = field(default_factory=dict)
+    series: dict[str, Any] = field(default_factory=dict)
 
 
 def _plain(template: str) -> str:
@@ -129,7 +130,44 @@ def diagnose(table: pa.Table, scores: pa.Table, bundle: ModelBundle, issue: Issu
     timeline = _timeline(evidence, rc is not None and confidence >= NO_EVIDENCE)
     stats = {"records": table.num_rows, "clusters": len(c), "incidents": len(found),
              "suspicious_clusters": int((susp >= causal.SUSPICIOUS).sum())}
-    return Diagnosis(evidence, root, timeline, affected, iso(onset) if np.isfinite(onset) else None, stats)
+    _add_context(table, evidence)
+    series = anomaly_series(table, scores, epoch)
+    return Diagnosis(evidence, root, timeline, affected, iso(onset) if np.isfinite(onset) else None, stats, series)
+
+
+CONTEXT = 3
+
+
+def _add_context(table: pa.Table, evidence: list[dict[str, Any]]) -> None:
+    """The records around each finding in its own file (what an operator scrolls to): up to 3 before and after."""
+    n = table.num_rows
+    for ev in evidence:
+        r = ev["row"]
+        lo, hi = max(0, r - CONTEXT), min(n, r + CONTEXT + 1)
+        part = table.slice(lo, hi - lo)
+        rows = part.select(["source", "line_no", "level", "message"]).to_pylist()
+        ev["context"] = [{"line_no": x["line_no"], "level": x["level"], "text": x["message"], "self": lo + i == r}
+                         for i, x in enumerate(rows) if x["source"] == ev["source"]]
+
+
+def anomaly_series(table: pa.Table, scores: pa.Table, epoch: np.ndarray, buckets: int = 60) -> dict[str, Any]:
+    """Per service, the highest anomaly score in each of ``buckets`` equal time slices: the plot of where and when
+    the logs departed from normal."""
+    ok = np.isfinite(epoch)
+    if not ok.any():
+        return {}
+    t0, t1 = float(epoch[ok].min()), float(epoch[ok].max())
+    width = max((t1 - t0) / buckets, 1.0)
+    b = np.clip(((epoch - t0) / width).astype(np.int64, copy=False), 0, buckets - 1)
+    svc = pc.dictionary_encode(pc.fill_null(table["service"].combine_chunks(), "unknown"))
+    codes = svc.indices.to_numpy(zero_copy_only=False)
+    names = svc.dictionary.to_pylist()
+    an = scores["anomaly"].to_numpy()
+    grid = np.zeros((len(names), buckets))
+    np.maximum.at(grid, (codes[ok], b[ok]), an[ok])
+    return {"start": iso(t0), "bucket_s": round(width, 3),
+            "times": [iso(t0 + width * (i + 0.5)) for i in range(buckets)],
+            "services": {names[k]: [round(float(v), 3) for v in grid[k]] for k in range(len(names))}}
 
 
 def _confidence(c: Clusters, susp: np.ndarray, rel: np.ndarray, incident, rc: int | None,
