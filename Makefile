@@ -6,17 +6,18 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-output
 DEMO_FAULT ?= libvirt_domain_failure
 DEMO_ISSUE ?= instances fail to boot on compute-2
+DASHBOARD_PORT ?= 8501
 
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test install bench clean serve
+.PHONY: demo test install bench clean serve dashboard
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "openstack-rca needs Python 3.11 (set PYTHON=python3.11)")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,ml,rag,serve]'
+	$(PY) -m pip install --quiet -e '.[dev,ml,rag,serve,ui]'
 	# Drain3, the reference parser the benchmarks compare against, pins cachetools 4.2.1, which mlflow cannot
 	# live with; it runs fine on the newer one, so it is installed without its pins.
 	$(PY) -m pip install --quiet --no-deps drain3==0.9.11 jsonpickle==1.5.1
@@ -41,7 +42,16 @@ serve: $(STAMP)
 	@test -d $(DEMO_DIR)/home/models || $(MAKE) demo
 	$(VENV)/bin/bentoml serve --port 3000
 
+# The Streamlit RCA console on the demo's model and corpus (http://localhost:8501); `make demo` first if needed.
+# With RCA_API_URL (and RCA_API_TOKEN) set it talks to that service instead of running the engine itself.
+dashboard: export RCA_HOME := $(CURDIR)/$(DEMO_DIR)/home
+dashboard: $(STAMP)
+	@test -n "$$RCA_API_URL" || test -d $(DEMO_DIR)/home/models || $(MAKE) demo
+	$(VENV)/bin/streamlit run dashboard/app.py --server.headless true --server.port $(DASHBOARD_PORT) \
+		--browser.gatherUsageStats false
+
 test: $(STAMP)
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) || echo "chromium unavailable: the browser test will skip"
 	$(PY) -m pytest
 
 bench: $(STAMP)

@@ -1,0 +1,1 @@
+"""The Streamlit RCA console: `streamlit run dashboard/app.py` (see README, "Dashboard")."""
