@@ -58,7 +58,12 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-@bentoml.service(name="rca-scorer", workers=1, traffic={"timeout": 300})
+# Callers keep their connection to the scorer: BentoML's client otherwise recycles it every 100 requests,
+# cutting the calls in flight (seen as bursts of 503s under load).
+RUNNER_CONNECTION = {"max_requests": 1_000_000, "max_age": 3600.0}
+
+
+@bentoml.service(name="rca-scorer", workers=1, traffic={"timeout": 300}, runner_connection=RUNNER_CONNECTION)
 class Scorer:
     """The LSTM runner."""
 
@@ -93,7 +98,7 @@ class Scorer:
         return {"name": m.name, "version": m.version, "alias": m.alias, "source": m.source, "loaded_at": m.loaded_at}
 
 
-@bentoml.service(name="rca-narrator", workers=1, traffic={"timeout": 120})
+@bentoml.service(name="rca-narrator", workers=1, traffic={"timeout": 120}, runner_connection=RUNNER_CONNECTION)
 class Narrator:
     """Claude, or the offline narrative; holds the only copy of the API key."""
 
@@ -122,7 +127,9 @@ class _RemoteNarrator:
             return out
 
 
-@bentoml.service(name="openstack-rca", traffic={"timeout": 300}, http={"port": 3000})
+# threads: the entry's endpoints are synchronous and BentoML runs them on `threads` threads (default 1); with
+# one, requests reach the scorer one at a time and adaptive batching never forms a batch.
+@bentoml.service(name="openstack-rca", traffic={"timeout": 300}, http={"port": 3000}, threads=SETTINGS.threads)
 class RCA:
     scorer = bentoml.depends(Scorer)
     narrator = bentoml.depends(Narrator)

@@ -32,7 +32,8 @@ class ServeSettings:
     grpc_enabled: bool = True
     batching: bool = True
     max_batch_size: int = 64
-    max_latency_ms: int = 200
+    max_latency_ms: int = 1000
+    threads: int = 16
 
     @classmethod
     def from_env(cls) -> "ServeSettings":
@@ -46,4 +47,5 @@ class ServeSettings:
             batching=_bool("RCA_SERVE_BATCHING", cls.batching),
             max_batch_size=_int("RCA_SERVE_MAX_BATCH_SIZE", cls.max_batch_size),
             max_latency_ms=_int("RCA_SERVE_MAX_LATENCY_MS", cls.max_latency_ms),
+            threads=_int("RCA_SERVE_THREADS", cls.threads),
         )

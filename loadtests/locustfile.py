@@ -56,8 +56,8 @@ INGEST_FAULT = os.environ.get("RCA_LT_INGEST_FAULT", "rabbitmq_outage")
 INGEST_LINES, INGEST_SEED = 5000, 7
 WINDOW = (20, 200)
 
-# What an operator types, for the rabbitmq_outage corpus (plus one vague and one unrelated question, which
-# still go through the whole pipeline and must answer 200 with low confidence).
+# What an operator types about the rabbitmq_outage corpus: three on the incident, a vague one, one about another
+# symptom and an unrelated one; all go through the whole pipeline and must answer 200 (confidence is not checked).
 ISSUES = [
     "instances stuck in BUILD since 09:40, nova-compute cannot reach the message queue",
     "nova boot times out: MessagingTimeout waiting for a reply from conductor",

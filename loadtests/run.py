@@ -33,7 +33,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,61 +58,71 @@ def _spawn(cmd: list[str], *, env: dict, log_path: Path, cwd: Path = ROOT) -> su
     return proc
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every live descendant of ``pid`` (from /proc). BentoML's workers run in process groups of their own, so a
-    killpg on the server's group alone would miss them."""
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name: [state, ppid, pgrp, ..., starttime at index 19]."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    """Every live descendant of ``pid`` as (pid, start time), from /proc. BentoML's workers run in process groups
+    of their own, so a killpg on the server's group alone would miss them."""
     children: dict[int, list[int]] = {}
     for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(d.name))
+        if d.name.isdigit() and (st := _stat(int(d.name))):
+            children.setdefault(int(st[1]), []).append(int(d.name))
     out, todo = [], [pid]
     while todo:
         for c in children.get(todo.pop(), []):
-            out.append(c)
+            if st := _stat(c):
+                out.append((c, st[19]))
             todo.append(c)
     return out
 
 
-def _signal(pid: int, sig: int, group: bool = False) -> None:
+def _alive(member: tuple[int, str]) -> bool:
+    """The same process (pid and start time both match, so a reused pid is never touched), not a zombie."""
+    st = _stat(member[0])
+    return bool(st) and st[19] == member[1] and st[0] != "Z"
+
+
+def _signal_group(pgid: int, sig: int) -> None:
     try:
-        (os.killpg if group else os.kill)(pid, sig)
+        os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is dead for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+def _remember_family(proc: subprocess.Popen) -> None:
+    """Record the child's descendants now (e.g. once the server is up): if the child dies first, its orphaned
+    workers are no longer its descendants, but still ours to stop."""
+    proc.family = set(getattr(proc, "family", set())) | set(_descendants(proc.pid))  # type: ignore[attr-defined]
 
 
 def _kill(proc: subprocess.Popen, grace: float = 30.0) -> None:
     """SIGTERM the child's process group (a graceful stop: ``bentoml serve`` stops its workers), then SIGKILL
-    whatever is left of it and of its descendants (found before the stop) after ``grace`` seconds."""
-    family = _descendants(proc.pid) if proc.poll() is None else []
-    _signal(proc.pid, signal.SIGTERM, group=True)
+    whatever is left of it and of its descendants after ``grace`` seconds."""
+    if proc.poll() is None:
+        _remember_family(proc)
+    family = set(getattr(proc, "family", set()))
+    _signal_group(proc.pid, signal.SIGTERM)
+    for member in family:  # orphans of a dead leader do not get the group's signal if they left the group
+        if _alive(member) and proc.poll() is not None:
+            os.kill(member[0], signal.SIGTERM)
     deadline = time.time() + grace
     while time.time() < deadline:
-        if proc.poll() is not None and not any(_alive(p) for p in family):
+        if proc.poll() is not None and not any(_alive(m) for m in family):
             break
         time.sleep(0.2)
-    _signal(proc.pid, signal.SIGKILL, group=True)
-    for pid in family + _descendants(proc.pid):
-        if _alive(pid):
-            _signal(pid, signal.SIGKILL)
+    _signal_group(proc.pid, signal.SIGKILL)
+    for member in family:
+        if _alive(member):
+            try:
+                os.kill(member[0], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
@@ -127,6 +137,7 @@ def _kill_all(*_a) -> None:
 
 
 def _on_signal(signum, _frame):
+    print(f"interrupted (signal {signum}): stopping the server and locust", file=sys.stderr)
     _kill_all()
     sys.exit(128 + signum)
 
@@ -181,6 +192,7 @@ class Server:
                 raise RunError(f"bentoml serve ({label}) did not become ready; its log {self.log}:\n"
                                f"{_tail(self.log)}")
             time.sleep(1)
+        _remember_family(self.proc)
 
     def batch_sizes(self) -> dict | None:
         """The scorer's adaptive-batch histogram (rca_score_batch_size) from /metrics: batches and mean size."""
@@ -205,6 +217,7 @@ class Server:
                 "batches_of_1": int(buckets.get("1.0", 0))}
 
     def stop(self) -> None:
+        self.stopped_at = datetime.now(timezone.utc).replace(microsecond=0)
         _kill(self.proc)
         shutil.rmtree(self.bentoml_home, ignore_errors=True)
 
@@ -213,9 +226,13 @@ class Server:
         bad = re.compile(r"Traceback|\bERROR\b|\bCRITICAL\b|Exception|status=5\d\d|status=4\d\d|Killed|"
                          r"Worker .* exited|timed? ?out", re.I)
         out = []
+        stopped = getattr(self, "stopped_at", None)
         for line in _tail(self.log, 50_000_000).splitlines():
             if bad.search(line):
-                out.append(line.strip()[:400])
+                m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4})", line)
+                when = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S%z") if m else None
+                tag = "[shutdown] " if stopped and when and when >= stopped else ""
+                out.append(tag + line.strip()[:400])
         return out
 
 
@@ -259,13 +276,16 @@ def run_locust(url: str, out: Path, label: str, *, users: int, spawn_rate: float
                          "requests": n, "rps": round(n / measured, 2), "p50_ms": pct["50"], "p95_ms": pct["95"],
                          "p99_ms": pct["99"], "avg_ms": round(float(r["Average Response Time"]), 1),
                          "max_ms": round(float(r["Max Response Time"]), 1), "failures": int(r["Failure Count"])})
-    failures = []
+    failures: dict[tuple[str, str], int] = {}  # numbers in messages (line counts, sizes) folded into N
     fcsv = Path(f"{prefix}_failures.csv")
     if fcsv.exists():
         with open(fcsv, newline="") as f:
-            failures = [{"endpoint": f"{r['Method']} {r['Name']}", "error": r["Error"][:300],
-                         "count": int(r["Occurrences"])} for r in csv.DictReader(f)]
-    return {"label": label, "rows": rows, "failures": failures, "measured_s": round(measured, 1),
+            for r in csv.DictReader(f):
+                error = re.sub(r"(?<!HTTP )(?<![\d,.])\d[\d,.]*", "N", r["Error"])[:300]
+                key = (f"{r['Method']} {r['Name']}", error)
+                failures[key] = failures.get(key, 0) + int(r["Occurrences"])
+    fails = [{"endpoint": k[0], "error": k[1], "count": n} for k, n in sorted(failures.items(), key=lambda x: -x[1])]
+    return {"label": label, "rows": rows, "failures": fails, "measured_s": round(measured, 1),
             "users": info.get("users"), "user_classes": info.get("user_classes"), "ingest": info.get("ingest"),
             "narrate": info.get("narrate"), "locust_exit": rc, "csv": str(stats_csv), "locust_log": str(log)}
 
@@ -275,12 +295,14 @@ def one_run(args, out: Path, label: str, *, score_only: bool, server_env: dict[s
     try:
         res = run_locust(srv.url, out, label, users=args.users, spawn_rate=args.spawn_rate, duration=args.duration,
                          warmup=args.warmup, score_only=score_only, setup_allowance=args.setup_allowance)
+        time.sleep(args.drain)  # requests locust abandoned at quit are still queued in the server: let them finish
         res["batches"] = srv.batch_sizes()
     finally:
         srv.stop()
     res["server"] = {"log": str(srv.log), "settings": _effective_batching(server_env)}
     errs = srv.errors()
     res["server"]["error_lines"] = len(errs)
+    res["server"]["error_lines_at_shutdown"] = sum(1 for e in errs if e.startswith("[shutdown]"))
     res["server"]["error_sample"] = errs[:10]
     return res
 
@@ -380,9 +402,12 @@ def describe(res: dict) -> str:
         out.append(f"scorer batches (rca_score_batch_size, whole run incl. ramp-up/warm-up): {b['batches']:,} "
                    f"batches for {b['documents']:,} requests, mean {b['mean']} per batch, "
                    f"{b['batches_of_1']:,} of size 1")
+    if res.get("locust_exit"):
+        out.append(f"locust exit status {res['locust_exit']} (log {res['locust_log']})")
     for f in res["failures"]:
         out.append(f"FAILURE {f['count']}x {f['endpoint']}: {f['error']}")
     out.append(f"server log {res['server']['log']}: {res['server']['error_lines']} error-looking lines"
+               f" ({res['server']['error_lines_at_shutdown']} after SIGTERM)"
                + "".join(f"\n    {line}" for line in res["server"]["error_sample"]))
     return "\n".join(out)
 
@@ -408,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="score-only load twice: RCA_SERVE_BATCHING=1, then 0; prints both and the ratios")
     ap.add_argument("--out", type=Path, help="where CSVs and logs go (default: a new temp dir, kept)")
     ap.add_argument("--json", action="store_true", help="print one JSON document instead of the tables")
+    ap.add_argument("--drain", type=float, default=3.0,
+                    help="seconds between locust's end and the server's stop, so abandoned requests finish")
     ap.add_argument("--ready-timeout", type=float, default=300.0, help="seconds to wait for /readyz")
     ap.add_argument("--setup-allowance", type=int, default=600,
                     help="seconds allowed for locust's setup (simulate + ingest) before the backstop -t hits")
@@ -466,7 +493,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nbatching on/off, POST /score: RPS x{q['rps']}, p50 x{q['p50']}, p95 x{q['p95']}, "
                   f"p99 x{q['p99']}  (RPS > 1 and latency < 1 favour batching)")
         print(f"\nCSV and logs: {out}")
-    return 1 if failed else 0
+    locust_errors = [r["label"] for r in doc["runs"] if r["locust_exit"] not in (0, None)]
+    if locust_errors and not args.json:
+        print(f"locust exited non-zero in {locust_errors} (failures, or errors in the locustfile: see its log)")
+    return 1 if failed or locust_errors else 0
 
 
 def header(doc: dict) -> str:
