@@ -23,6 +23,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_for_heartbeat(proc: subprocess.Popen, port: int, what: str) -> None:
+    """Until Chroma (or the proxy in front of it) answers its open heartbeat endpoint; fail with its stderr."""
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).read()
+            return
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                err = proc.stderr.read() if proc.stderr else ""
+                pytest.fail(f"{what} did not start {err}")
+            time.sleep(0.3)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture
 def chroma_server(tmp_path):
     exe = Path(sys.executable).parent / "chroma"
@@ -31,22 +54,9 @@ def chroma_server(tmp_path):
     port = _free_port()
     proc = subprocess.Popen([str(exe), "run", "--path", str(tmp_path / "chroma-data"), "--host", "127.0.0.1",
                              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail("chroma run did not start")
-            time.sleep(0.3)
+    _wait_for_heartbeat(proc, port, "chroma run")
     yield proc, port
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -121,22 +131,9 @@ def protected_chroma(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "retrieval_service", "--path", str(tmp_path / "data"),
                              "--host", "127.0.0.1", "--port", str(port), "--internal-port", str(internal)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"retrieval_service did not start: {proc.stderr.read() if proc.stderr else ''}")
-            time.sleep(0.3)
+    _wait_for_heartbeat(proc, port, "retrieval_service")
     yield port, "t0ken-for-tests"
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    _stop(proc)
 
 
 def test_token_protected_server(trained, incident, protected_chroma, monkeypatch):
