@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,8 +24,6 @@ SUSPICIOUS = 0.5  # suspicion of a cluster that can be the root cause
 PRE_ONSET_S = 120.0  # how far before the first strong cluster a quieter first symptom may start
 GAP_S = 600.0  # a quiet gap this long separates two incidents
 DEBUG_SEVERITY = 0.05
-
-_WORD = re.compile(r"[^\s<>*]+")
 
 
 def _prefix(template: str, n: int = 4) -> tuple[str, ...]:

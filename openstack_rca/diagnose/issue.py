@@ -9,7 +9,7 @@ so fast mode, which has no embeddings, still connects the two. A time ("since 14
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 # symptom word (regex on the lower-cased issue) -> words OpenStack logs use for it
@@ -57,17 +57,10 @@ every new stay stays return returns returned call calls time times seem seems ge
 @dataclass(frozen=True)
 class Issue:
     text: str
-    terms: str = ""  # the expansion, appended for the lexical signal
+    terms: str = ""  # the log words the issue's symptoms map to
     concepts: tuple[tuple[str, ...], ...] = ()  # what the issue is about: each a set of interchangeable words
     clock: tuple[int, int, int] | None = None  # hh, mm, ss named in the issue
     date: str | None = None  # yyyy-mm-dd when the issue names one
-    words: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def lexical_query(self) -> str:
-        """The issue's content words plus the log words for the symptoms it names; '' when it names none."""
-        content = [w for w in re.findall(r"[a-z][a-z_]+", self.text.lower()) if w not in _GENERIC]
-        return " ".join(content + self.terms.split()).strip()
 
     def since(self, reference: float | None) -> float | None:
         """The named time as epoch seconds (UTC): on the named date, else on the day of ``reference`` (the logs'
@@ -111,5 +104,4 @@ def parse_issue(text: str) -> Issue:
         if h < 24:
             clock = (h, int(m.group("m") or 0), int(m.group("s") or 0))
             date = m.group("date").strip() if m.group("date") else None
-    words = frozenset(re.findall(r"[a-z][a-z0-9_]+", low))
-    return Issue(text, " ".join(terms), tuple(concepts), clock, date, words)
+    return Issue(text, " ".join(terms), tuple(concepts), clock, date)

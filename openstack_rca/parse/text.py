@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import pyarrow as pa
-
 from . import layouts as L
 from . import services
 from .parser import ChunkResult, parse_bytes
@@ -32,7 +30,3 @@ def parse_text(text: str | bytes, source: str = "request", *, max_line_bytes: in
     if res.table is None:
         res.table = SCHEMA.empty_table()
     return res
-
-
-def lines_of(table: pa.Table) -> int:
-    return table.num_rows
