@@ -14,7 +14,22 @@ from pydantic import ValidationError
 from .schemas import ROUTES
 from .settings import ServeSettings
 
+# An over-limit body is read and thrown away (up to this much) before the 413, so a client that sends its whole
+# body before reading the answer (most do) gets the message instead of a broken pipe; beyond it, the connection
+# is dropped.
+DRAIN_CAP = 256 * 1024 * 1024
 OPEN_PATHS = ("/livez", "/readyz", "/healthz", "/metrics", "/docs", "/docs.json", "/schema.json")
+
+
+async def _drain(receive: Callable, cap: int) -> None:
+    seen = 0
+    while seen <= cap:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return
+        seen += len(msg.get("body", b""))
+        if not msg.get("more_body"):
+            return
 
 
 async def _send_json(send: Callable, status: int, body: dict[str, Any], extra: list | None = None) -> None:
@@ -58,6 +73,7 @@ class HTTPGuard:
         limit = self.settings.max_body_bytes
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared and declared.isdigit() and int(declared) > limit:
+            await _drain(receive, DRAIN_CAP)
             return await _send_json(send, 413, {"error": f"request body is {int(declared):,} bytes; the limit is "
                                                          f"{limit:,} (RCA_SERVE_MAX_BODY_BYTES)"})
         chunks, size = [], 0
@@ -68,6 +84,8 @@ class HTTPGuard:
             body = msg.get("body", b"")
             size += len(body)
             if size > limit:
+                if msg.get("more_body"):
+                    await _drain(receive, DRAIN_CAP)
                 return await _send_json(send, 413, {"error": f"request body over {limit:,} bytes "
                                                              "(RCA_SERVE_MAX_BODY_BYTES)"})
             chunks.append(body)
