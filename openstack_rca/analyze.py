@@ -115,11 +115,10 @@ class Analyzer:
         t0 = time.perf_counter()
         if text is not None:
             from .parse.text import parse_text
+            from .parse.text import totals as text_totals
 
             res = parse_text(text, f"{name}.log", max_line_bytes=self.cfg.parse.max_line_bytes)
-            table = res.table
-            totals = {"files": 1, "lines": res.lines, "records": table.num_rows, "continuation": res.continuation,
-                      "blank": res.blank, "unparsed": res.unparsed, "truncated": res.truncated}
+            table, totals = res.table, text_totals(res)
             paths = []
         else:
             from .parse import Parser
@@ -221,15 +220,13 @@ class Analyzer:
             source = {"paths": [str(p) for p in paths], "records": tab.num_rows, "input": result.summary()["totals"]}
             mode_used = mode
         elif text is not None:
-            from .parse.text import parse_text
+            from .parse.text import parse_text, totals
 
             t = time.perf_counter()
             res = parse_text(text, "request", max_line_bytes=self.cfg.parse.max_line_bytes)
             timings["parse"] = _ms(t)
             tab = res.table
-            source = {"records": tab.num_rows, "input": {
-                "lines": res.lines, "records": tab.num_rows, "continuation": res.continuation, "blank": res.blank,
-                "unparsed": res.unparsed, "truncated": res.truncated}}
+            source = {"records": tab.num_rows, "input": totals(res)}
             mode_used = mode
         else:
             tab = table

@@ -9,7 +9,7 @@ import pytest
 from openstack_rca.diagnose.categories import CATEGORIES, classify
 from openstack_rca.diagnose.issue import parse_issue
 from openstack_rca.diagnose.lexical import stem
-from openstack_rca.diagnose.timestamps import iso, to_epoch
+from openstack_rca.parse.timestamps import iso, to_epoch
 from openstack_rca.errors import InvalidInput
 from openstack_rca.narrate.citations import check
 from openstack_rca.retrieve.index import collection_name

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..parse.timestamps import template_occurrences
 from ..score import anomaly as anomaly_mod
 
 
@@ -43,24 +44,10 @@ class Clusters:
 def build_clusters(table: pa.Table, scores: pa.Table, epoch: np.ndarray, session_codes: np.ndarray, *,
                    train_counts: np.ndarray, encoded: np.ndarray, train_total: int) -> Clusters:
     n = table.num_rows
-    enc = pc.dictionary_encode(table["template_id"].combine_chunks())
-    code = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    ids = enc.dictionary.to_pylist()
+    occ = template_occurrences(table["template_id"], epoch)
+    code, ids, count, first_row = occ["code"], occ["ids"], occ["count"], occ["first_row"]
+    first_ts, last_ts = occ["first_ts"], occ["last_ts"]
     k = len(ids)
-    count = np.bincount(code, minlength=k)
-
-    # earliest occurrence: order by (cluster, time (missing last), row)
-    t = np.where(np.isfinite(epoch), epoch, np.inf)
-    order = np.lexsort((np.arange(n), t, code))
-    starts = np.searchsorted(code[order], np.arange(k))
-    first_row = order[starts]
-    first_ts = epoch[first_row]
-    last_ts = np.full(k, np.nan)
-    finite = np.isfinite(epoch)
-    if finite.any():
-        tmp = np.full(k, -np.inf)
-        np.maximum.at(tmp, code[finite], epoch[finite])
-        last_ts = np.where(np.isfinite(tmp), tmp, np.nan)
 
     flag = scores["anomalous"].to_numpy(zero_copy_only=False).astype(float)
     anom = scores["anomaly"].to_numpy()

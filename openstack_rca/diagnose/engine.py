@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..parse.timestamps import iso, to_epoch
 from ..score.bundle import ModelBundle
 from ..score.sessions import session_keys
 from . import causal
@@ -20,7 +21,6 @@ from .categories import classify
 from .clusters import Clusters, build_clusters
 from .issue import Issue
 from .lexical import coverage
-from .timestamps import iso, to_epoch
 
 NO_EVIDENCE = 0.3  # below this confidence the report says the logs do not support the issue
 SEMANTIC_FLOOR, SEMANTIC_SPAN = 0.25, 0.3  # MiniLM cosine: unrelated sentences reach ~0.25; >= 0.55 the same symptom

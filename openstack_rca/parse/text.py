@@ -30,3 +30,9 @@ def parse_text(text: str | bytes, source: str = "request", *, max_line_bytes: in
     if res.table is None:
         res.table = SCHEMA.empty_table()
     return res
+
+
+def totals(res: ChunkResult) -> dict[str, int]:
+    """The accounting of one parsed body in the shape of ``ParseResult.summary()["totals"]``."""
+    return {"files": 1, "lines": res.lines, "records": res.table.num_rows, "continuation": res.continuation,
+            "blank": res.blank, "unparsed": res.unparsed, "truncated": res.truncated}

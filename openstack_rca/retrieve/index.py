@@ -78,22 +78,14 @@ def plain(template: str) -> str:
 
 def documents(table: pa.Table) -> tuple[list[str], list[str], list[dict[str, Any]]]:
     """One document per distinct template: ids, texts, metadata."""
-    from ..diagnose.timestamps import iso, to_epoch
+    from ..parse.timestamps import iso, template_occurrences, to_epoch
 
     if table.num_rows == 0:
         return [], [], []
-    enc = pc.dictionary_encode(table["template_id"].combine_chunks())
-    code = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    ids = enc.dictionary.to_pylist()
+    occ = template_occurrences(table["template_id"], to_epoch(table["timestamp"]))
+    ids, first, count = occ["ids"], occ["first_row"], occ["count"]
+    first_ts, last_ts = occ["first_ts"], occ["last_ts"]
     k = len(ids)
-    epoch = to_epoch(table["timestamp"])
-    t = np.where(np.isfinite(epoch), epoch, np.inf)
-    order = np.lexsort((np.arange(len(code)), t, code))
-    first = order[np.searchsorted(code[order], np.arange(k))]
-    last_t = np.full(k, -np.inf)
-    ok = np.isfinite(epoch)
-    np.maximum.at(last_t, code[ok], epoch[ok])
-    count = np.bincount(code, minlength=k)
     cols = {c: pc.take(table[c], pa.array(first)).to_pylist()
             for c in ("template", "service", "level", "source", "line_no")}
     texts, metas = [], []
@@ -102,10 +94,10 @@ def documents(table: pa.Table) -> tuple[list[str], list[str], list[dict[str, Any
         meta = {"template_id": ids[i], "template": cols["template"][i][:2000], "service": cols["service"][i] or "",
                 "level": cols["level"][i] or "", "count": int(count[i]), "source": cols["source"][i] or "",
                 "line_no": int(cols["line_no"][i] or 0)}
-        if np.isfinite(t[first[i]]):
-            meta["first_seen"] = iso(t[first[i]])
-        if np.isfinite(last_t[i]):
-            meta["last_seen"] = iso(last_t[i])
+        if np.isfinite(first_ts[i]):
+            meta["first_seen"] = iso(first_ts[i])
+        if np.isfinite(last_ts[i]):
+            meta["last_seen"] = iso(last_ts[i])
         metas.append(meta)
     return ids, texts, metas
 

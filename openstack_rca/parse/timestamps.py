@@ -1,4 +1,4 @@
-"""Record timestamps as numbers, so the engine can order, window and plot them.
+"""Record timestamps as numbers, so the engine and the semantic index can order, window and plot them.
 
 The parser keeps timestamps as written (ISO text). Here they become seconds since the epoch, in UTC:
 a timestamp with an offset (``+00:00``, ``Z``, ``+0100``) is converted; one without is taken as UTC, which is what
@@ -48,3 +48,25 @@ def iso(epoch: float) -> str | None:
     if epoch is None or not np.isfinite(epoch):
         return None
     return datetime.fromtimestamp(float(epoch), timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def template_occurrences(template_id: pa.Array | pa.ChunkedArray, epoch: np.ndarray) -> dict:
+    """Per distinct template: its index per record (``code``), ``ids``, ``count``, the row of its earliest occurrence
+    (by time, then file position; records without a time last), and its first and last time (NaN when none).
+
+    The one grouping both the semantic index (a document per template) and the diagnosis (a cluster per
+    template) are built on.
+    """
+    col = template_id.combine_chunks() if isinstance(template_id, pa.ChunkedArray) else template_id
+    enc = pc.dictionary_encode(col)
+    code = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    ids = enc.dictionary.to_pylist()
+    k = len(ids)
+    t = np.where(np.isfinite(epoch), epoch, np.inf)
+    order = np.lexsort((np.arange(len(code)), t, code))
+    first_row = order[np.searchsorted(code[order], np.arange(k))]
+    last = np.full(k, -np.inf)
+    ok = np.isfinite(epoch)
+    np.maximum.at(last, code[ok], epoch[ok])
+    return {"code": code, "ids": ids, "count": np.bincount(code, minlength=k), "first_row": first_row,
+            "first_ts": epoch[first_row] if k else np.zeros(0), "last_ts": np.where(np.isfinite(last), last, np.nan)}
