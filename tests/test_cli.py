@@ -10,12 +10,12 @@ import sys
 from .helpers import INST, REQ, write
 
 LINES = [
+    "not a log line",  # before any record: unparsed (after one, a header-less line continues that record's message)
     f"2026-11-23 10:00:00.123 4242 INFO nova.compute.manager [{REQ} - - - - -] [instance: {INST}] Claim successful on node compute-1",
     "2026-11-23 10:00:01.500 4242 ERROR nova.compute.manager [-] Instance failed to spawn",
     "2026-11-23 10:00:01.500 4242 ERROR nova.compute.manager [-] Traceback (most recent call last):",
     "2026-11-23 10:00:01.500 4242 ERROR nova.compute.manager [-] nova.exception.InstanceDeployFailure: boom",
     "",
-    "not a log line",
 ]
 
 
@@ -30,13 +30,13 @@ def test_parse_json_one_object_per_record_in_input_order(tmp_path):
     res = rca("parse", str(p), "--json")
     assert res.returncode == 0, res.stderr
     objs = [json.loads(line) for line in res.stdout.splitlines()]
-    assert [o["line_no"] for o in objs] == [1, 2, 6]
+    assert [o["line_no"] for o in objs] == [1, 2, 3]
     required = {"source", "line_no", "timestamp", "level", "component", "service", "request_id", "instance_id",
                 "message", "template_id", "template", "params", "raw"}
     assert all(required <= o.keys() for o in objs)
-    assert objs[0]["instance_id"] == INST and objs[0]["service"] == "nova-compute"
-    assert objs[1]["line_end"] == 4 and objs[1]["exception"] == "nova.exception.InstanceDeployFailure: boom"
-    assert objs[2]["parsed"] is False
+    assert objs[1]["instance_id"] == INST and objs[1]["service"] == "nova-compute"
+    assert objs[2]["line_end"] == 5 and objs[2]["exception"] == "nova.exception.InstanceDeployFailure: boom"
+    assert objs[0]["parsed"] is False
     assert "6 lines -> 3 records" in res.stderr
 
 

@@ -122,6 +122,38 @@ def test_headerless_continuation_lines_join_the_record_before(cfg, tmp_path):
     assert recs[0].service == "nova-conductor"
 
 
+def test_multi_line_messages_and_a_traceback_after_them_are_one_record(cfg, tmp_path):
+    """oslo writes a multi-line message as is: HTTP headers, JSON bodies, taskflow's state dumps. Its lines have
+    no header and belong to the record before; a traceback printed by the same call (oslo prefixes it with ERROR
+    even under a WARNING) joins that record too, and its exception is the line after the frames."""
+    h = "2026-11-23 10:00:02.027 31344"
+    lines = [
+        f"2026-11-23 10:00:01.000 31344 DEBUG cinder.api.openstack.wsgi [{REQ} - - - - -] RESP:",
+        "HTTP/1.1 200 OK",
+        "Content-Type: application/json",
+        "",
+        '{"volume": {"status": "error"}}',
+        f"{h} WARNING cinder.scheduler.manager [{REQ} - - - - -] Task 'ScheduleCreateVolumeTask' transitioned "
+        "into state 'FAILURE' from state 'RUNNING'",
+        "2 predecessors (most recent first):",
+        "  |__Flow 'volume_create_scheduler': TypeError: consume_from_volume() takes exactly 2 arguments (1 given)",
+        f"{h} ERROR cinder.scheduler.manager Traceback (most recent call last):",
+        f'{h} ERROR cinder.scheduler.manager   File "/usr/lib/python2.7/site-packages/cinder/scheduler/'
+        'filter_scheduler.py", line 304, in _choose_top_backend',
+        f"{h} ERROR cinder.scheduler.manager     backend_state.consume_from_volume()",
+        f"{h} ERROR cinder.scheduler.manager ProcessExecutionError: Unexpected error while running command.",
+        f"{h} ERROR cinder.scheduler.manager Command: lvchange -a y",
+        f"{h} ERROR cinder.scheduler.manager ",
+        "2026-11-23 10:00:03.000 31344 INFO cinder.scheduler.manager [-] after",
+    ]
+    _, recs = parse(cfg, write(tmp_path / "cinder" / "scheduler.log", "\n".join(lines) + "\n"))
+    assert [(r.line_no, r.line_end) for r in recs] == [(1, 5), (6, 14), (15, 15)]
+    assert all(r.parsed for r in recs)
+    assert recs[1].level == "WARNING" and recs[1].service == "cinder-scheduler"
+    assert recs[1].exception == "ProcessExecutionError: Unexpected error while running command."
+    assert "filter_scheduler.py" in recs[1].raw
+
+
 @pytest.mark.parametrize(
     "name, line, expect",
     [

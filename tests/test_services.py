@@ -23,6 +23,17 @@ from openstack_rca.parse import services
         ("/var/log/nova/nova-compute-compute-1.log", "nova-compute"),
         ("/var/log/neutron/neutron-dhcp-agent-net1.log", "neutron-dhcp-agent"),
         ("/tmp/random/0.log", None),
+        # a project's folder names the project, the file the service (the fault-injection dataset, packaged installs)
+        ("logs/cinder/api.log.gz", "cinder-api"),
+        ("logs/cinder/volume.log", "cinder-volume"),
+        ("/var/log/neutron/server.log", "neutron-server"),
+        ("logs/neutron/dhcp-agent.log.gz", "neutron-dhcp-agent"),
+        ("logs/neutron/metering-agent.log", "neutron-metering-agent"),
+        ("logs/glance/api.log.gz", "glance-api"),
+        ("logs/keystone/keystone.log.gz", "keystone"),
+        ("logs/nova/nova-compute.log.gz", "nova-compute"),
+        ("logs/nova/nova-compute.log.bzip2.out", "nova-compute"),
+        ("/var/log/cinder/0.log", "cinder"),
     ],
 )
 def test_from_path(path, expect):

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from . import layouts, masking
 
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
 
 
 def parser_fingerprint() -> str:

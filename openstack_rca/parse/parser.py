@@ -96,15 +96,19 @@ def _body(text: str) -> str:
 
 
 def exception_line(raw: str) -> Optional[str]:
-    """The final ``SomeError: text`` line of the last traceback in a joined record, header stripped."""
+    """The ``SomeError: text`` line that ends the last traceback in a joined record, header stripped.
+
+    The first unindented line after a traceback's frames; what follows it (a multi-line exception message, or
+    more of the record's text) is not the exception.
+    """
     seen_tb = False
     last = None
     for line in raw.split("\n")[1:]:
         body = _body(line)
         if body.startswith(_TRACEBACK):
-            seen_tb = True
+            seen_tb, last = True, None
             continue
-        if seen_tb and body and not body[0].isspace() and not body.startswith(_CHAINED):
+        if seen_tb and last is None and body and not body[0].isspace() and not body.startswith(_CHAINED):
             last = body
     return last
 
@@ -146,6 +150,7 @@ def parse_bytes(
 
     prev_ts = prev_pid = prev_comp = None
     in_tb = ""  # "" outside a traceback; "header": oslo repeats the header on each line; "bare": no headers
+    last_parsed = False  # the newest record has a header: a header-less line after it continues its message
     pending_blank: list[tuple[int, str]] = []  # blank lines that join a record if a continuation follows them
     partial: list[str] = []
     partial_start = 0
@@ -223,10 +228,11 @@ def parse_bytes(
                         lname, fix = lay.name, lay.fix
                         break
             if g is None:
-                # No header: a traceback or wrapped line of the record before it, else an unparsed record.
+                # No header: a traceback or wrapped line of the record before it (a multi-line message: HTTP
+                # headers, JSON bodies, taskflow's state dumps), else, before any record, an unparsed one.
                 opens = text.startswith(_TRACEBACK) or text.startswith(_CHAINED)
                 indented = text[0] in " \t"
-                if rows and (opens or indented or in_tb == "bare"):
+                if rows and (opens or indented or in_tb == "bare" or last_parsed):
                     for bln, bline in pending_blank:  # blank lines inside a traceback belong to it
                         attach(bline, bln, False, False)
                     continuation += len(pending_blank) + 1
@@ -242,6 +248,7 @@ def parse_bytes(
                     pending_blank = []
                 unparsed += 1
                 in_tb = ""
+                last_parsed = False
                 prev_ts = prev_pid = prev_comp = None
                 tpl = template_of(text)
                 tid = tids.get(tpl) or new_tid(tpl)
@@ -269,6 +276,7 @@ def parse_bytes(
                 blank += len(pending_blank)
                 pending_blank = []
             in_tb = ""
+            last_parsed = True
             prev_ts, prev_pid, prev_comp = ts, pid, comp
             if msg.startswith(_INSTANCE):
                 inst = msg[11 : msg.find("]")]

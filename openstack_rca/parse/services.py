@@ -64,7 +64,8 @@ _LOGGERS = (
     ("libvirt.", "libvirtd"),
 )
 
-_ROTATION = re.compile(r"(\.(gz|bz2|xz|zst|\d+|log|txt|out|err)|[-_.]\d{4}-?\d\d-?\d\d[\w:.-]*)+$")
+_ROTATION = re.compile(
+    r"(\.(gz|gzip|bz2|bzip2|xz|lzma|zst|zstd|\d+|log|txt|out|err)|[-_.]\d{4}-?\d\d-?\d\d[\w:.-]*)+$", re.I)
 _CRI_CONTAINER = re.compile(r"^(?P<pod>[^_]+)_(?P<ns>[^_]+)_(?P<container>.+)-[0-9a-f]{64}\.log$")
 _GENERIC = {"0", "1", "2", "error", "errors", "messages", "syslog", "current", "output", "log", "logs", "journal",
             "devstack", "all", "combined", "stdout", "stderr", "console", ""}
@@ -123,12 +124,22 @@ def from_path(path: str) -> Optional[str]:
         hit = _known(stem) or from_unit(stem)
         if hit:
             return hit
+        # a project's folder and a short file name: cinder/api.log, neutron/server.log, glance/registry.log
+        project = _project_folder(p)
+        if project and re.fullmatch(r"[A-Za-z][\w-]*", stem):
+            return _known(f"{project}-{stem}") or f"{project}-{stem.lower().replace('_', '-')}"
     for parent in reversed(p.parts[:-1]):  # kubelet's pods/<pod>/<container>/0.log, /var/log/mysql/error.log
         name = parent.rsplit("_", 2)[1] if parent.count("_") >= 2 else parent
         hit = _known(name) or _known(re.sub(r"-\d+$", "", name))
         if hit:
             return hit
     return None
+
+
+def _project_folder(p: PurePath) -> Optional[str]:
+    """The OpenStack project a log file's parent folder names (``/var/log/cinder/``), if any."""
+    parent = p.parent.name.lower()
+    return parent if parent in _PROJECTS else None
 
 
 @lru_cache(maxsize=4096)
