@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from . import layouts, masking
 
-PARSER_VERSION = "2"
+PARSER_VERSION = "3"
 
 
 def parser_fingerprint() -> str:

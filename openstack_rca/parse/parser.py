@@ -83,9 +83,10 @@ def _instance(msg: str) -> Optional[str]:
 
 def _body(text: str) -> str:
     """A traceback line's text without a repeated oslo header or ``[instance: …]`` prefix."""
-    for marker in (" ERROR ", " TRACE ", " CRITICAL "):
-        k = text.find(marker)
-        if 0 <= k < 60:
+    for marker in ("ERROR ", "TRACE ", "CRITICAL "):
+        # after the timestamp and pid, or first on the line (message-only layouts start with the level)
+        k = 0 if text.startswith(marker) else text.find(" " + marker) + 1
+        if 0 < k <= 60 or text.startswith(marker):
             rest = text[k + len(marker) :]
             sp = rest.find(" ")
             text = rest[sp + 1 :] if sp >= 0 else ""
