@@ -193,13 +193,14 @@ class Analyzer:
         timings: dict[str, float] = {}
         warnings: list[str] = []
         t0 = time.perf_counter()
-        m = self.model
         scores = None
         source: dict[str, Any]
-        if corpus is not None:
+        if corpus is not None:  # an unknown corpus is bad input: say so before loading any model
             t = time.perf_counter()
             c = self._load_corpus(corpus)
             timings["load"] = _ms(t)
+        m = self.model
+        if corpus is not None:
             tab, scores = c.table, c.scores
             if c.meta.get("model", {}).get("version") != m.version:
                 scores = None  # scored by another model version: score again and keep the result
@@ -267,6 +268,7 @@ class Analyzer:
         dg = diagnose(tab, scores, m.bundle, parsed, semantic=semantic, top_k=int(top_k))
         timings["diagnose"] = _ms(t)
         evidence = [{k: v for k, v in ev.items() if k != "row"} for ev in dg.evidence]
+        warnings.extend(dg.warnings)
         report: dict[str, Any] = {
             "issue": issue, "mode": mode_used, "requested_mode": mode,
             "root_cause": dg.root_cause, "onset": dg.onset, "evidence": evidence, "timeline": dg.timeline,

@@ -28,8 +28,8 @@ _RULES: tuple[tuple[re.Pattern[str], str | None, str], ...] = tuple(
         (r"iscsi|\btgt\b|\bcinder|volume|os[-_]brick|multipath|\brbd\b|\bceph", "cinder", "storage"),
         (r"\bglance|image", "glance", "image"),
         (r"keystone|\b401\b|unauthori[sz]ed|authenticat|authoriz|\btoken\b|identity", "keystone", "identity"),
-        (r"neutron|openvswitch|\bovs|ovsdb|\bvif\b|dhcp|\bport\b.*binding|binding_failed|network", "neutron",
-         "network"),
+        (r"neutron|openvswitch|\bovs|ovsdb|\bvifs?\b|virtual ?interface|vif[-_ ]plug|dhcp|\bport\b.*binding"
+         r"|binding_failed|network", "neutron", "network"),
     )
 )
 

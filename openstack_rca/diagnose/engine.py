@@ -1,11 +1,15 @@
-"""diagnose: scored records + the issue -> ranked evidence, root cause, timeline, affected, confidence.
+"""diagnose: parsed records + scores + the issue -> ranked evidence, root cause, chain, timeline, confidence.
 
 Pure computation on what earlier layers produced (the parsed table, the model's scores, optional semantic
 similarities); no I/O, so the CLI, the service and the dashboard get the same answer from the same inputs.
+The order of work: one clock for all files, template clusters judged by what they say and by the model (as far
+as it knows these logs), relevance to the issue, the incident and its root cause (``causal``), then the report
+(``findings``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -15,15 +19,19 @@ import pyarrow.compute as pc
 
 from ..parse.timestamps import iso, to_epoch
 from ..score.bundle import ModelBundle
-from ..score.sessions import session_keys
-from . import causal
+from . import causal, clock, findings
 from .categories import classify
-from .clusters import Clusters, build_clusters
+from .chains import Links
+from .clusters import build_clusters, record_traits
+from .code import locate
 from .issue import Issue
-from .lexical import coverage
+from .relevance import NAMED, cluster_bags, host_codes, host_fit, incident_relevance, relevance, symptom_fit, time_fit
 
+# an issue about housekeeping itself ("deprecation warnings flood the logs") may be answered with it
+HOUSEKEEPING_WORDS = re.compile(r"deprecat|config|option|warning|cache|periodic|privsep|base file|obsolete", re.I)
 NO_EVIDENCE = 0.3  # below this confidence the report says the logs do not support the issue
-SEMANTIC_FLOOR, SEMANTIC_SPAN = 0.25, 0.3  # MiniLM cosine: unrelated sentences reach ~0.25; >= 0.55 the same symptom
+MIN_RELEVANCE = 0.2  # a strong record must relate to the issue at least this much to be evidence of it
+RELEVANCE_SPAN = 0.5  # relevance above MIN_RELEVANCE that counts fully
 
 
 @dataclass
@@ -32,193 +40,154 @@ class Diagnosis:
     root_cause: dict[str, Any]
     timeline: list[dict[str, Any]]
     affected: dict[str, list[str]]
-    onset: float | None
+    onset: str | None
     stats: dict[str, Any] = field(default_factory=dict)
     series: dict[str, Any] = field(default_factory=dict)
-
-
-def _plain(template: str) -> str:
-    return " ".join(w for w in template.replace("<*>", " ").split())
-
-
-def relevance_signals(bundle: ModelBundle, issue: Issue, c: Clusters,
-                      semantic: Mapping[str, float] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per cluster: TF-IDF cosine to the (expanded) issue, semantic similarity (0 when absent), and the two
-    combined into one 0..1 relevance."""
-    texts = [_plain(t) for t in c.template]
-    tfidf = coverage(bundle.tfidf, issue, texts)
-    sem = np.array([float(semantic.get(t, 0.0)) for t in c.template_id]) if semantic else np.zeros(len(c))
-    sem_rel = np.clip((sem - SEMANTIC_FLOOR) / SEMANTIC_SPAN, 0.0, 1.0)
-    lex_rel = np.clip(tfidf / 0.5, 0.0, 1.0)
-    rel = np.maximum(lex_rel, sem_rel) if semantic else lex_rel
-    return tfidf, sem, rel
+    warnings: list[str] = field(default_factory=list)
 
 
 def diagnose(table: pa.Table, scores: pa.Table, bundle: ModelBundle, issue: Issue, *,
              semantic: Mapping[str, float] | None = None, top_k: int = 10) -> Diagnosis:
     if table.num_rows == 0:
-        return Diagnosis([], _no_evidence(issue, "the logs hold no records"), [], _empty_affected(), None)
+        return Diagnosis([], _no_evidence("the logs hold no records"), [], findings.empty_affected(), None)
     epoch = to_epoch(table["timestamp"])
-    skeys = pc.dictionary_encode(session_keys(table))
-    scodes = skeys.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    clk = clock.build(table, epoch)
     tid = pc.dictionary_encode(table["template_id"].combine_chunks())
     encoded = bundle.vocab.encode(tid.dictionary.to_pylist())[tid.indices.to_numpy(zero_copy_only=False)]
-    c = build_clusters(table, scores, epoch, scodes, train_counts=bundle.counts, encoded=encoded,
+    c = build_clusters(table, scores, clk.order, epoch, train_counts=bundle.counts, encoded=encoded,
                        train_total=int(bundle.counts.sum()))
-    near = causal.near_known(c.template, list(bundle.vocab.templates.values()))
-    susp = causal.suspicion(c, near)
-    tfidf, sem, rel = relevance_signals(bundle, issue, c, semantic)
+    _, sev_rec = record_traits(table)
+    fam = causal.familiarity(c, scores["anomalous"].to_numpy(zero_copy_only=False))
+    links = Links(table)
+    rows = causal.Rows(table)
 
+    maybe = (c.severity >= 0.4) | c.traceback
+    rv = relevance(issue, c, cluster_bags(table, c, links, maybe & ~c.housekeeping), semantic)
+    named = c.housekeeping & (rv.rel >= NAMED) & bool(HOUSEKEEPING_WORDS.search(issue.text))
+    susp = causal.suspicion(c, fam.weight, named)
+    strong = (c.severity >= causal.STRONG) & (~c.housekeeping | named)
     finite = epoch[np.isfinite(epoch)]
     since = issue.since(float(finite.max()) if len(finite) else None)
-    found = causal.incidents(c, susp)
-    incident = causal.pick_incident(found, rel, since)
-    onset = incident.onset if incident else (since if since is not None else np.nan)
-    w = causal.onset_weight(c.first_ts, onset)
-    score = susp * w * (0.85 + 0.15 * rel)
+    when = time_fit(c, since)
+    host = host_fit(issue, c, table)
+    sym = symptom_fit(issue, table, c, links, clk.order, strong)
+    fit = np.maximum(rv.rel, 0.9 * sym) * when * host
 
-    rc = causal.root_cause(c, susp, incident) if incident else None
-    first = np.where(np.isfinite(c.first_ts), c.first_ts, np.inf)
-    order = [int(k) for k in np.lexsort((first, -np.round(score, 2)))]
-    if rc is not None:
-        order.remove(rc)
-        order.insert(0, rc)
-    top = order[: max(top_k, 1)]
+    noid = ~pc.or_(pc.or_(pc.is_valid(table["request_id"]), pc.is_valid(table["global_request_id"])),
+                   pc.is_valid(table["instance_id"])).to_numpy(zero_copy_only=False)
+    inc = causal.find_incident(c, susp, fit, links, rows, order=clk.order, sev_rec=sev_rec, strong=strong,
+                               noid=noid, host=host_codes(table)) if strong.any() else None
 
-    cols = {k: table[k] for k in ("source", "line_no", "message", "service", "level", "component", "timestamp")}
-    rows = [int(c.first_row[k]) for k in top]
-    pick = {k: pc.take(v, pa.array(rows, pa.int64())).to_pylist() for k, v in cols.items()}
-    expected = pc.take(scores["expected"], pa.array(rows, pa.int64())).to_pylist()
-    evidence = []
-    for i, k in enumerate(top):
-        exp_ids = expected[i] or []
-        evidence.append({
-            "id": f"E{i + 1}", "rank": i + 1, "source": pick["source"][i], "line_no": pick["line_no"][i],
-            "text": pick["message"][i], "service": pick["service"][i], "level": pick["level"][i],
-            "timestamp": pick["timestamp"][i], "score": round(float(score[k]), 4),
-            "signals": {
-                "lstm": round(float(c.anomaly_max[k] * c.anomalous_frac[k]), 4),
-                "novelty": round(float(1.0 if c.novel[k] and not near[k] else (0.25 if c.novel[k] else 0.0)), 4),
-                "severity": round(float(c.severity[k]), 4),
-                "onset": round(float(w[k]), 4),
-                "tfidf": round(float(tfidf[k]), 4),
-                **({"semantic": round(float(sem[k]), 4)} if semantic is not None else {}),
-            },
-            "expected": [bundle.vocab.templates.get(t, t) for t in exp_ids][:3],
-            "count": int(c.count[k]), "template_id": c.template_id[k], "template": c.template[k],
-            "component": pick["component"][i], "first_seen": iso(c.first_ts[k]), "last_seen": iso(c.last_ts[k]),
-            "row": rows[i],
-        })
-
-    confidence = _confidence(c, susp, rel, incident, rc, since)
-    if rc is None or confidence < NO_EVIDENCE:
-        root = _no_evidence(issue, "no incident in these logs matches it" if incident else
-                            "nothing in these logs departs from normal operation")
+    warnings = _warnings(fam, clk, issue)
+    ratio = causal.baseline_ratio(c, clk.order, inc.onset, inc.end) if inc else np.full(len(c), np.inf)
+    ranked, roles = _rank(c, susp, rv.rel, inc, strong, ratio, top_k)
+    shown_rows = {inc.root: inc.root_row} if inc else {}
+    evidence = findings.evidence(table, scores, bundle, c, ranked, roles, shown_rows, susp=susp, rv=rv, fam=fam,
+                                 semantic=semantic is not None, onset=inc.onset if inc else np.nan,
+                                 baseline=ratio)
+    rel_inc = max(incident_relevance(rv, table, c, inc.root, inc.root_row, inc.chain_rows, clk.order),
+                  0.9 * float(sym[inc.anchor])) if inc else 0.0
+    confidence, why = _confidence(c, rv.rel, rel_inc, when, host, fam, inc, strong)
+    stats = {"records": table.num_rows, "clusters": len(c), "incidents": len(causal.time_groups(c, strong, clk.order, sev_rec)),
+             "suspicious_clusters": int(strong.sum()), "model_known_templates": round(fam.known, 3),
+             "model_unexpected_records": round(fam.unexpected, 3)}
+    series = findings.series(table, clk, sev_rec, c)
+    if inc is None or confidence < NO_EVIDENCE:
+        root = _no_evidence(why)
         root["confidence"] = round(confidence, 3)
         root["evidence_id"] = None
+        onset = None
+        affected = findings.empty_affected()
+        timeline = findings.timeline(evidence, False)
     else:
-        ev = evidence[0]
-        component, category = classify(ev["service"], ev["component"], ev["text"])
-        root = {
-            "component": component, "category": category, "confidence": round(confidence, 3),
-            "summary": f"{component} ({category or 'uncategorised'}): {_short(ev['text'])}",
-            "evidence_id": ev["id"], "service": ev["service"], "first_seen": ev["first_seen"],
-        }
-    members = np.flatnonzero((susp >= causal.SUSPICIOUS) & (c.first_ts >= onset - causal.PRE_ONSET_S)) \
-        if incident else np.zeros(0, np.int64)
-    affected = _affected(table, c, members)
-    timeline = _timeline(evidence, rc is not None and confidence >= NO_EVIDENCE)
-    stats = {"records": table.num_rows, "clusters": len(c), "incidents": len(found),
-             "suspicious_clusters": int((susp >= causal.SUSPICIOUS).sum())}
-    _add_context(table, evidence)
-    series = anomaly_series(table, scores, epoch)
-    return Diagnosis(evidence, root, timeline, affected, iso(onset) if np.isfinite(onset) else None, stats, series)
+        root = _root(table, rows, evidence[0], inc, confidence, issue, c, links, clk.order, sev_rec, evidence)
+        onset = iso(epoch[int(c.first_row[inc.members[0]])]) if len(inc.members) else None
+        affected = findings.affected(table, c, inc, clk.order, sev_rec)
+        timeline = findings.timeline(evidence, True)
+        if issue.hosts and not root.get("host_matches", True):
+            warnings.append(f"the issue names {', '.join(issue.hosts)}, but the root cause was logged "
+                            f"{'on ' + root['host'] if root.get('host') else 'by a file that names no host'}")
+    root["warnings"] = [w for w in warnings if "never seen in training" in w]
+    findings.add_context(table, evidence)
+    return Diagnosis(evidence, root, timeline, affected, onset, stats, series, warnings)
 
 
-CONTEXT = 3
+def _rank(c, susp: np.ndarray, rel: np.ndarray, inc, strong: np.ndarray, ratio: np.ndarray,
+          top_k: int) -> tuple[list[int], dict]:
+    """Evidence order: the root cause, its precursors, the rest of its first second, then the rest by score."""
+    roles: dict[int, str] = {}
+    head: list[int] = []
+    if inc is not None:
+        for k, role in ([(inc.root, "root_cause")] + [(k, "precursor") for k in inc.precursors]
+                        + [(k, "same_failure") for k in inc.burst]):
+            if k not in roles:
+                roles[k] = role
+                head.append(k)
+        on_chain = np.zeros(len(c), bool)
+        on_chain[c.code[inc.chain_rows]] = True
+        # off the chain, what is near the incident counts, unless it was there before at the same rate
+        steady = np.clip(np.log(np.maximum(ratio, 1.0)) / np.log(3.0), 0.3, 1.0)
+        prox = np.where(on_chain, 1.0, causal.onset_weight(c.first_t, inc.onset, inc.end) * steady)
+    else:
+        prox = np.ones(len(c))
+    score = susp * (0.3 + 0.7 * rel) * prox * np.where(c.housekeeping, 0.2, 1.0)
+    rest = [int(k) for k in np.lexsort((c.first_t, -np.round(score, 3))) if int(k) not in roles]
+    for k in rest[: max(top_k, 1)]:
+        roles[k] = "symptom" if strong[k] else "related"
+    return (head + rest)[: max(top_k, 1)], roles
 
 
-def _add_context(table: pa.Table, evidence: list[dict[str, Any]]) -> None:
-    """The records around each finding in its own file (what an operator scrolls to): up to 3 before and after."""
-    n = table.num_rows
-    for ev in evidence:
-        r = ev["row"]
-        lo, hi = max(0, r - CONTEXT), min(n, r + CONTEXT + 1)
-        part = table.slice(lo, hi - lo)
-        rows = part.select(["source", "line_no", "level", "message"]).to_pylist()
-        ev["context"] = [{"line_no": x["line_no"], "level": x["level"], "text": x["message"], "self": lo + i == r}
-                         for i, x in enumerate(rows) if x["source"] == ev["source"]]
+def _confidence(c, rel: np.ndarray, rel_inc: float, when: np.ndarray, host: np.ndarray, fam, inc,
+                strong: np.ndarray) -> tuple[float, str]:
+    """How sure the report is that it found what the issue describes: a failure clearly logged (an error, a
+    traceback), on the operation and objects the operator named, near their time and host."""
+    if not strong.any():
+        return 0.0, "no WARNING or worse record in these logs (housekeeping aside)"
+    best_rel = float(rel[strong].max())
+    if inc is None or best_rel < MIN_RELEVANCE:
+        return (round(0.2 * min(best_rel / MIN_RELEVANCE, 1.0) * 0.5, 3),
+                "no WARNING or worse record relates to it")
+    r = max(float(rel[inc.anchor]), float(rel[inc.root]), rel_inc)
+    relf = float(np.clip((r - MIN_RELEVANCE) / RELEVANCE_SPAN, 0.0, 1.0))
+    st = float(causal.strength(c)[inc.root])
+    w = fam.weight
+    m = float(causal.model_signal(c)[inc.root])
+    ordinary = w * (1.0 - m) * (not c.novel[inc.root])  # a familiar model finds the root cause routine
+    background = 0.6 if causal.chronic(c)[inc.root] else 1.0
+    conf = st * (0.1 + 0.9 * relf) * float(when[inc.anchor]) * float(host[inc.anchor]) * background
+    conf *= 1.0 - 0.4 * ordinary
+    return float(np.clip(conf, 0.0, 1.0)), "no incident in these logs matches it"
 
 
-def anomaly_series(table: pa.Table, scores: pa.Table, epoch: np.ndarray, buckets: int = 60) -> dict[str, Any]:
-    """Per service, the highest anomaly score in each of ``buckets`` equal time slices: the plot of where and when
-    the logs departed from normal."""
-    ok = np.isfinite(epoch)
-    if not ok.any():
-        return {}
-    t0, t1 = float(epoch[ok].min()), float(epoch[ok].max())
-    width = max((t1 - t0) / buckets, 1.0)
-    b = np.clip(((epoch - t0) / width).astype(np.int64, copy=False), 0, buckets - 1)
-    svc = pc.dictionary_encode(pc.fill_null(table["service"].combine_chunks(), "unknown"))
-    codes = svc.indices.to_numpy(zero_copy_only=False)
-    names = svc.dictionary.to_pylist()
-    an = scores["anomaly"].to_numpy()
-    grid = np.zeros((len(names), buckets))
-    np.maximum.at(grid, (codes[ok], b[ok]), an[ok])
-    return {"start": iso(t0), "bucket_s": round(width, 3),
-            "times": [iso(t0 + width * (i + 0.5)) for i in range(buckets)],
-            "services": {names[k]: [round(float(v), 3) for v in grid[k]] for k in range(len(names))}}
-
-
-def _confidence(c: Clusters, susp: np.ndarray, rel: np.ndarray, incident, rc: int | None,
-                since: float | None) -> float:
-    """How sure the report is that it found what the issue describes: the incident must be clearly abnormal
-    (suspicion) and about what the operator asked (relevance of its clusters), near the time they named."""
-    if incident is None or rc is None:
-        return float(min(0.2, 0.2 * susp.max(initial=0.0)))
-    dt = c.first_ts - incident.onset
-    inside = np.flatnonzero((susp >= causal.SUSPICIOUS) & (dt >= -causal.PRE_ONSET_S) & (dt <= 3600))
-    r = float(rel[inside].max(initial=0.0))
-    r = float(np.clip((r - 0.1) / 0.5, 0.0, 1.0))
-    when = 1.0
-    if since is not None and (incident.end < since - 900 or incident.onset > since + 6 * 3600):
-        when = 0.5
-    return float(susp[rc] * (0.15 + 0.85 * r) * when)
-
-
-def _short(text: str, n: int = 160) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def _no_evidence(issue: Issue, why: str) -> dict[str, Any]:
-    return {"component": None, "category": None, "confidence": 0.0,
-            "summary": f"No evidence found: {why}."}
-
-
-def _empty_affected() -> dict[str, list[str]]:
-    return {"instances": [], "requests": [], "services": []}
-
-
-def _affected(table: pa.Table, c: Clusters, members: np.ndarray) -> dict[str, list[str]]:
-    if len(members) == 0:
-        return _empty_affected()
-    mask = np.isin(c.code, members)
-    idx = pa.array(np.flatnonzero(mask))
-    out = {}
-    for key, col in (("instances", "instance_id"), ("requests", "request_id"), ("services", "service")):
-        vals = pc.unique(pc.drop_null(pc.take(table[col], idx))).to_pylist()
-        out[key] = sorted(v for v in vals if v)
+def _warnings(fam, clk, issue: Issue) -> list[str]:
+    out = []
+    if fam.unfamiliar:
+        out.append(f"{(1.0 - fam.known) * 100:.0f}% of these templates were never seen in training and the model "
+                   f"finds {fam.unexpected * 100:.0f}% of these records unexpected: it comes from another deployment, "
+                   "so its verdicts count for little here; `rca train` on this cloud's normal logs")
+    if clk.note:
+        out.append(clk.note)
     return out
 
 
-def _timeline(evidence: list[dict[str, Any]], has_root: bool) -> list[dict[str, Any]]:
-    """The evidence in time order: when each finding began (and last recurred), root cause marked."""
-    events = []
-    for ev in evidence:
-        kind = "root_cause" if has_root and ev["rank"] == 1 else "symptom"
-        events.append({"time": ev["first_seen"], "last_seen": ev["last_seen"], "evidence_id": ev["id"],
-                       "service": ev["service"], "level": ev["level"], "count": ev["count"], "kind": kind,
-                       "event": _short(ev["text"], 120)})
-    events.sort(key=lambda e: (e["time"] is None, e["time"] or ""))
-    return events
+def _root(table, rows, ev: dict[str, Any], inc, confidence: float, issue: Issue, c, links, order, sev_rec,
+          evidence) -> dict[str, Any]:
+    r = inc.root_row
+    exception = rows.get("exception", r)
+    loc = locate(rows.get("raw", r) or "", rows.get("message", r) or "", rows.get("component", r), exception)
+    component, category = classify(ev["service"], ev["component"], f"{ev['text']} {exception or ''}")
+    quote = findings.cause_line(ev["text"], exception)
+    host = ev.get("host")
+    hay = f"{ev['source']} {ev['text']}".lower()
+    return {
+        "component": component, "category": category, "confidence": round(confidence, 3),
+        "summary": f"{component} ({category or 'uncategorised'}): {quote}",
+        "quote": quote, "evidence_id": ev["id"], "service": ev["service"], "host": host,
+        "host_matches": (not issue.hosts) or any(h in hay for h in issue.hosts),
+        "first_seen": ev["first_seen"], "code": loc.as_dict() if loc else None,
+        "chain": findings.chain(table, c, inc, links, order, sev_rec, evidence),
+    }
+
+
+def _no_evidence(why: str) -> dict[str, Any]:
+    return {"component": None, "category": None, "confidence": 0.0, "summary": f"No evidence found: {why}."}

@@ -1,35 +1,60 @@
-"""What the operator asked: the words that matter, and the time they point at.
+"""What the operator asked: the operation that failed, what it acted on, the time and host they point at.
 
-Operators describe symptoms in their words ("VMs won't boot since 14:00"); logs use OpenStack's ("Instance failed
-to spawn"). For the lexical (TF-IDF) signal the issue is expanded with the log vocabulary of the symptoms it names,
-so fast mode, which has no embeddings, still connects the two. A time ("since 14:00", "at 09:30", "after
-2026-11-23 09:30") becomes the point the operator saw things change.
+Operators describe symptoms in their words ("VMs won't boot since 14:00 on compute-2"); logs use OpenStack's
+("Instance failed to spawn", ``POST /v2.1/servers``, ``_build_and_run_instance``). The issue becomes concepts,
+each a set of interchangeable log words:
+
+* actions (create, delete, attach, list, connect, …): what the operator was doing. A failure on another operation
+  is another incident, so relevance needs the action to match when the issue names one;
+* objects (server, volume, network, image, …) and symptoms (timeouts, the database, the broker, an HTTP status);
+* leftover words the table does not know, which count half.
+
+A time ("since 14:00", "at 09:30", "after 2026-11-23 09:30") becomes the point the operator saw things change; a
+host ("on compute-2") is matched against the evidence's hosts.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-# symptom word (regex on the lower-cased issue) -> words OpenStack logs use for it
-_EXPANSIONS: tuple[tuple[str, str], ...] = (
-    (r"\bboot|\blaunch|\bstart|\bspawn|\bbuild|\bcreat|\bprovision", "spawn build boot launch scheduling"),
-    (r"\bvms?\b|\bservers?\b|\binstances?\b|\bguests?\b", "instance server domain"),
-    (r"network|connectivity|\bips?\b|dhcp|\bports?\b|\bvif|ping|unreachable|neutron", "network port vif neutron dhcp"),
-    (r"volume|attach|detach|storage|cinder|\bdisk", "volume attach attachment cinder iscsi target"),
-    (r"image|glance|snapshot", "image glance"),
-    (r"login|log in|auth|token|401|403|unauthori[sz]ed|credential|password|keystone|permission",
+ACTION, OBJECT, SYMPTOM, STATUS, WORD = "action", "object", "symptom", "status", "word"
+
+# (kind, regex on the lower-cased issue, words OpenStack logs use for it)
+_CONCEPTS: tuple[tuple[str, str, str], ...] = (
+    (ACTION, r"\bcreat|\bboot|\blaunch|\bspawn|\bbuild|\bprovision|\bnew\b|\bactive\b|\bstart",
+     "create spawn build boot launch scheduling provision"),
+    (ACTION, r"\bdelet|\bremov(?!e volume)|\bterminat|\bdestroy|\bteardown|\bclean ?up",
+     "delete deletion remove terminate destroy"),
+    (ACTION, r"\battach|\badd (?:a )?volume|\bmount\b|\bplug\b",
+     "attach attachment reserve initialize_connection connect_volume"),
+    (ACTION, r"\bdetach|\bunmount|\bunplug|remove (?:a )?volume", "detach detachment terminate_connection"),
+    (ACTION, r"\blist\b|\bshow\b|\bget\b|\bdescribe|\bquery|\bsearch|\bdisplay", "list show get index detail"),
+    (ACTION, r"\bssh\b|\bping\b|connectivit|\breach|unreachabl|\bconnect to\b",
+     "connectivity unreachable floatingip router dhcp metadata"),
+    (ACTION, r"\bresiz|\bmigrat|\bevacuat", "resize migrate migration evacuate"),
+    (ACTION, r"\breboot|\brebuild|\bshelv|\brescue|\bsuspend|\bresume\b", "reboot rebuild shelve rescue suspend"),
+    (ACTION, r"\bsnapshot|\bbackup", "snapshot backup"),
+    (OBJECT, r"\bvms?\b|\bservers?\b|\binstances?\b|\bguests?\b", "instance server domain guest"),
+    (OBJECT, r"volume|\bdisks?\b|storage|cinder|\blvm\b|iscsi|\bceph\b|\brbd\b", "volume cinder iscsi target lvm"),
+    (OBJECT, r"network|connectivity|\bips?\b|dhcp|\bports?\b|\bvifs?\b|\bping\b|unreachable|neutron|subnet|router"
+             r"|floating|\bssh\b", "network port vif neutron dhcp subnet router floatingip"),
+    (OBJECT, r"image|glance|snapshot", "image glance"),
+    (SYMPTOM, r"login|log in|auth|token|\b401\b|\b403\b|unauthori[sz]ed|credential|password|keystone|permission",
      "authentication authorization token keystone identity unauthorized"),
-    (r"slow|timeout|time out|timing out|hang|stuck|latency|unresponsive",
-     "timeout timed waiting"),
-    (r"rabbit|amqp|queue|messag|\brpc\b|broker", "amqp rabbitmq messaging broker rpc"),
-    (r"database|\bdb\b|sql|mysql|mariadb|galera", "database sqlalchemy db queuepool"),
-    (r"schedul|capacity|no valid host|novalidhost|placement|quota|resources?\b",
+    (SYMPTOM, r"slow|timeout|time out|timing out|hang|stuck|latency|unresponsive", "timeout timed waiting"),
+    (SYMPTOM, r"rabbit|amqp|queue|messag|\brpc\b|broker", "amqp rabbitmq messaging broker rpc"),
+    (SYMPTOM, r"database|\bdb\b|sql|mysql|mariadb|galera", "database sqlalchemy db queuepool"),
+    (SYMPTOM, r"schedul|capacity|no valid host|novalidhost|placement|quota|resources?\b",
      "scheduling host allocation placement candidates"),
-    (r"space|disk full|\bfull\b|storage full", "space device disk"),
-    (r"\bapi\b|503|500|http|horizon|dashboard|cli", "api http status"),
+    (SYMPTOM, r"space|disk full|\bfull\b|storage full", "space device disk"),
+    (SYMPTOM, r"\bapi\b|\b[45]\d\d\b|http|horizon|dashboard|\bcli\b", "api http status"),
 )
+
+_STATUS = re.compile(r"\b(?:http|status|error|code)?\s*\(?\b(?P<code>[45]\d\d)\b")
+_HOST = re.compile(r"\b(?:on|at|from|in)\s+(?:host|node|hypervisor|server)?\s*(?P<host>[a-z][\w-]*\d[\w.-]*)",
+                   re.I)
 
 _TIME = re.compile(
     r"(?:since|from|after|at|around|starting|began|started)\s+(?:about\s+)?"
@@ -51,16 +76,23 @@ evening afternoon minutes hours hour minute pm am utc
 fail fails failed failing failure failures error errors erroring broken break breaks issue issues problem problems
 trouble wrong work works working doesn don won t can't cannot unable anymore again keep keeps started starting
 every new stay stays return returns returned call calls time times seem seems get gets getting got please help
+never becomes become became does openstack it's isn
 """.split())
 
 
 @dataclass(frozen=True)
 class Issue:
     text: str
-    terms: str = ""  # the log words the issue's symptoms map to
-    concepts: tuple[tuple[str, ...], ...] = ()  # what the issue is about: each a set of interchangeable words
+    terms: str = ""  # the log words the issue's concepts map to
+    concepts: tuple[tuple[str, ...], ...] = ()  # each a set of interchangeable log words
+    kinds: tuple[str, ...] = ()  # per concept: action, object, symptom, status or word
     clock: tuple[int, int, int] | None = None  # hh, mm, ss named in the issue
     date: str | None = None  # yyyy-mm-dd when the issue names one
+    hosts: tuple[str, ...] = field(default=())  # hosts the issue names ("on compute-2")
+
+    @property
+    def has_action(self) -> bool:
+        return ACTION in self.kinds
 
     def since(self, reference: float | None) -> float | None:
         """The named time as epoch seconds (UTC): on the named date, else on the day of ``reference`` (the logs'
@@ -83,18 +115,6 @@ class Issue:
 def parse_issue(text: str) -> Issue:
     text = " ".join(str(text).split())
     low = text.lower()
-    terms: list[str] = []
-    concepts: list[tuple[str, ...]] = []
-    words_in_text = re.findall(r"[a-z][a-z0-9_]+", low)
-    covered: set[str] = set()
-    for pattern, words in _EXPANSIONS:
-        if re.search(pattern, low):
-            terms.extend(w for w in words.split() if w not in terms)
-            concepts.append(tuple(words.split()))
-            covered.update(w for w in words_in_text if re.search(pattern, w))
-    for w in words_in_text:
-        if w not in _GENERIC and w not in covered and len(w) > 2 and not w.isdigit() and (w,) not in concepts:
-            concepts.append((w,))
     clock = date = None
     m = _TIME.search(text)
     if m and (m.group("m") or m.group("ampm") or m.group("date")):
@@ -104,4 +124,27 @@ def parse_issue(text: str) -> Issue:
         if h < 24:
             clock = (h, int(m.group("m") or 0), int(m.group("s") or 0))
             date = m.group("date").strip() if m.group("date") else None
-    return Issue(text, " ".join(terms), tuple(concepts), clock, date)
+    timeless = _TIME.sub(" ", low) if clock else low  # "since 14:00" is not an HTTP status or a host
+
+    terms: list[str] = []
+    concepts: list[tuple[str, ...]] = []
+    kinds: list[str] = []
+    words_in_text = re.findall(r"[a-z][a-z0-9_]+", timeless)
+    covered: set[str] = set()
+    for kind, pattern, words in _CONCEPTS:
+        if re.search(pattern, timeless):
+            terms.extend(w for w in words.split() if w not in terms)
+            concepts.append(tuple(words.split()))
+            kinds.append(kind)
+            covered.update(w for w in words_in_text if re.search(pattern, w))
+    for code in dict.fromkeys(mm.group("code") for mm in _STATUS.finditer(timeless)):
+        concepts.append((code,))
+        kinds.append(STATUS)
+    hosts = tuple(dict.fromkeys(hm.group("host").lower() for hm in _HOST.finditer(timeless)
+                                if not re.fullmatch(r"\d+(:\d+)*", hm.group("host"))))
+    for w in words_in_text:
+        if (w not in _GENERIC and w not in covered and len(w) > 2 and not w.isdigit() and (w,) not in concepts
+                and w not in hosts):
+            concepts.append((w,))
+            kinds.append(WORD)
+    return Issue(text, " ".join(terms), tuple(concepts), tuple(kinds), clock, date, hosts)
