@@ -117,7 +117,8 @@ class NarrativeConfig:
     """The Claude narrator. The key only ever comes from $ANTHROPIC_API_KEY; $ANTHROPIC_BASE_URL is honoured."""
 
     enabled: bool = True
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-5-5"
+    """A current Sonnet-class model: known to the installed SDK and not in its DEPRECATED_MODELS (a test checks)."""
     max_tokens: int = 800
     timeout_s: float = 30.0
     max_retries: int = 2

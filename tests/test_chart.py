@@ -407,7 +407,7 @@ def test_configmap_drives_the_real_config(rendered, monkeypatch):
     assert str(cfg.home) == "/var/lib/openstack-rca"
     assert cfg.model.name == "openstack-rca-lstm" and cfg.model.alias == "champion"
     assert cfg.analyze.mode == "hybrid" and cfg.analyze.top_k == 10
-    assert cfg.narrative.enabled is True and cfg.narrative.model == "claude-sonnet-4-5"
+    assert cfg.narrative.enabled is True and cfg.narrative.model == "claude-sonnet-5-5"
     assert cfg.tracking_uri(cm) == f"http://{RELEASE}-mlflow:5000"
     assert cfg.retrieval.host(cm) == f"{RELEASE}-chroma" and cfg.retrieval.port(cm) == 8000
     assert cfg.retrieval.chroma_ssl is False and cm["RCA_RETRIEVAL_CHROMA_SSL"] == "false"
