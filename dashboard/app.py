@@ -215,6 +215,8 @@ def ask(be: Backend, issue: str, source: Source, mode: str, top_k: int, narrate:
 
 # -- the report -----------------------------------------------------------------------------------------------------
 def root_cause_card(report: dict[str, Any]) -> None:
+    """What an SRE reads first: the cause, the line that states it, where in the code, who logged it on which
+    host, the warnings that qualify it (an unfamiliar model, another host than the issue's) and the chain."""
     rc = report.get("root_cause") or {}
     conf = max(0.0, min(1.0, float(rc.get("confidence") or 0.0)))
     aff = report.get("affected") or {}
@@ -228,6 +230,7 @@ def root_cause_card(report: dict[str, Any]) -> None:
                 st.progress(conf, text="confidence (below 30%: no guess)")
             st.caption("Check that the logs cover the right hosts and time window, or describe the symptom "
                        "differently.")
+            show_warnings(report)
             return
         st.subheader("Root cause", anchor="root-cause")
         c1, c2, c3, c4 = st.columns(4)
@@ -236,23 +239,47 @@ def root_cause_card(report: dict[str, Any]) -> None:
         c3.metric("Confidence", f"{conf:.0%}")
         c4.metric("Onset (UTC)", render.short_time(report.get("onset") or rc.get("first_seen"))[11:19] or "—")
         st.progress(conf, text=f"confidence {conf:.2f}")
-        eid = rc.get("evidence_id")
-        link = f" ([{eid}](#{render.anchor(eid)}))" if eid else ""
-        st.markdown(f"{render.escape_md(rc.get('summary'))}{link}")
+        cause_quote(rc)
+        show_warnings(report)
+        chain = render.chain_frame(report)
+        if not chain.empty:
+            st.markdown("**Chain**: from the root cause to what the user saw (▶ the root cause)")
+            st.table(chain, hide_index=True, border="horizontal")
         st.caption(render.escape_md(
             f"Affected: {len(aff.get('instances') or [])} instance(s), {len(aff.get('requests') or [])} request(s); "
             f"services: {', '.join(aff.get('services') or []) or '—'}"))
 
 
+def cause_quote(rc: dict[str, Any]) -> None:
+    """The line that states the cause (a code block: it is log text), where in the code, and who logged it."""
+    eid = rc.get("evidence_id")
+    link = f" · [{eid}](#{render.anchor(eid)})" if eid else ""
+    st.markdown(f"**The line that states the cause**{link}")
+    st.code(str(rc.get("quote") or rc.get("summary") or ""), language=None, wrap_lines=True)
+    where = render.code_location(rc.get("code"))
+    if where:
+        st.markdown(f"**Code:** {render.escape_md(where)}")
+    host = f"on **{render.escape_md(rc['host'])}**" if rc.get("host") else "on a host the logs do not name"
+    mismatch = " — not the host the issue names" if rc.get("host_matches") is False else ""
+    st.markdown(f"**Logged by** {render.escape_md(rc.get('service') or '?')} {host}{mismatch}")
+
+
+def show_warnings(report: dict[str, Any]) -> None:
+    """On the card, not above it: they qualify the answer (an unfamiliar model, another host than the issue's)."""
+    for w in render.card_warnings(report):
+        st.warning(render.escape_md(w), icon=":material/warning:")
+
+
 def timeline(report: dict[str, Any]) -> None:
-    st.subheader("Anomaly timeline", anchor="timeline")
+    st.subheader("Unexpected events per minute", anchor="timeline")
     chart = render.timeline_chart(report)
     if chart is None:
         st.info("No timestamped records to plot.")
         return
     st.altair_chart(chart, width="stretch", key="timeline_chart")
-    st.caption("Max anomaly per service and time bucket. In colour: the services the report points at; in grey: "
-               "the others. The dashed rule marks the root cause (or the first symptom).")
+    st.caption("Warnings and errors that are not routine housekeeping, per minute and service. In colour: the "
+               "services the report points at; in grey: the others. The dashed rule marks the root cause (or the "
+               "first symptom).")
 
 
 def narrative(report: dict[str, Any], ids: list[str]) -> None:
@@ -279,36 +306,40 @@ def evidence_table(report: dict[str, Any], key: str) -> dict[str, Any] | None:
         return None
     df = render.evidence_frame(ev)
     cfg: dict[str, Any] = {
-        "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.2f"),
-        "text": st.column_config.TextColumn("text", width="large"),
-        "count": st.column_config.NumberColumn("count", format="%d"),
+        "id": st.column_config.TextColumn("id", width=40, pinned=True),
+        "text": st.column_config.TextColumn("text", width=520, help="the log line (the full record: select the row)"),
+        "host": st.column_config.TextColumn("host", width=95),
+        "service": st.column_config.TextColumn("service", width=135),
+        "level": st.column_config.TextColumn("level", width=80),
+        "time": st.column_config.TextColumn("time (UTC)", width=105),
+        "count": st.column_config.NumberColumn("count", format="%d", width=55),
+        "role": st.column_config.TextColumn("role", width=95),
     }
-    for s in render.SIGNALS:
-        if s in df.columns:
-            cfg[s] = st.column_config.NumberColumn(s, format="%.2f")
     event = st.dataframe(df, key=key, on_select="rerun", selection_mode="single-row", hide_index=True,
                          column_config=cfg, width="stretch")
     rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
     if rows and 0 <= rows[0] < len(ev):
         return ev[rows[0]]
-    st.caption("Select a row to see the raw record and its neighbours; the root cause's record is shown.")
+    st.caption("Select a row to see the raw record, its neighbours and its signal scores; the root cause's record "
+               "is shown.")
     rc_id = (report.get("root_cause") or {}).get("evidence_id")
     return next((e for e in ev if e.get("id") == rc_id), ev[0])
 
 
 def evidence_record(ev: dict[str, Any]) -> None:
     st.markdown(f"**{render.escape_md(ev.get('id'))}** · {render.escape_md(ev.get('service'))} · "
-                f"{render.escape_md(ev.get('level'))} · {render.escape_md(render.short_time(ev.get('timestamp')))} · "
-                f"×{render.escape_md(ev.get('count'))} · score {float(ev.get('score') or 0):.2f}")
+                f"{render.escape_md(ev.get('host') or 'no host')} · {render.escape_md(ev.get('level'))} · "
+                f"{render.escape_md(render.short_time(ev.get('timestamp')))} · ×{render.escape_md(ev.get('count'))}"
+                f" · score {float(ev.get('score') or 0):.2f}")
     st.caption(render.escape_md(f"{ev.get('source')}, line {ev.get('line_no')}"))
     st.code(str(ev.get("text") or ""), language=None, wrap_lines=True)
     st.dataframe(render.highlight_self(render.context_frame(ev)), hide_index=True, width="stretch",
                  column_config={"line": st.column_config.TextColumn("line", width="small"),
                                 "level": st.column_config.TextColumn("level", width="small"),
                                 "text": st.column_config.TextColumn("text", width="large")})
-    with st.expander("Template, signals and what the model expected"):
+    with st.expander("Signal scores, template and what the model expected"):
+        st.table(render.signals_frame(ev), hide_index=True, border="horizontal")
         st.code(str(ev.get("template") or ""), language=None, wrap_lines=True)
-        st.json(ev.get("signals") or {}, expanded=True)
         if ev.get("expected"):
             st.caption("The model expected one of:")
             st.code("\n".join(map(str, ev["expected"])), language=None, wrap_lines=True)
@@ -331,9 +362,7 @@ def evidence_details(report: dict[str, Any]) -> None:
 
 def show_report(report: dict[str, Any], n: int) -> None:
     st.divider()
-    for w in report.get("warnings") or []:
-        st.warning(render.escape_md(w))
-    root_cause_card(report)
+    root_cause_card(report)  # the report's warnings are on the card
     m = report.get("model") or {}
     src = report.get("source") or {}
     total_ms = (report.get("timings_ms") or {}).get("total", 0)

@@ -15,7 +15,20 @@ import pandas as pd
 
 from openstack_rca.diagnose.engine import NO_EVIDENCE  # below it the report says "No evidence found"
 
-SIGNALS = ("lstm", "novelty", "severity", "onset", "tfidf", "semantic")
+SIGNALS = ("severity", "lexical", "semantic", "relevance", "lstm", "novelty", "model_weight", "onset", "baseline")
+# What each signal measures, for the detail view (the main table shows the log line, not these numbers).
+SIGNAL_HELP = {
+    "severity": "how serious the record is: its level, a traceback, an error word",
+    "lexical": "words it shares with the issue",
+    "semantic": "how close its meaning is to the issue (hybrid mode)",
+    "relevance": "the issue relevance the ranking uses (lexical and semantic together)",
+    "lstm": "how unexpected the LSTM found it in its sequence",
+    "novelty": "1 when its template never appeared in the model's training logs",
+    "model_weight": "how much the model's view counts on these logs (low when they are unfamiliar to it)",
+    "onset": "how close it is to the incident's onset",
+    "baseline": "its rate in the incident over its rate earlier in these logs (99: new with the incident)",
+}
+RATE_UNIT = "unexpected events per minute"
 
 # Every ASCII punctuation character may be backslash-escaped in CommonMark; these are the ones that can start
 # Markdown syntax (emphasis, links, images, code, HTML, headings, lists, tables, math, Streamlit's :color[...]).
@@ -59,19 +72,63 @@ def short_time(ts: Any) -> str:
     return re.sub(r"(Z|[+-]\d\d:?\d\d)$", "", s)
 
 
+EVIDENCE_COLUMNS = ["id", "text", "host", "service", "level", "time", "count", "role", "source"]
+
+
+def clock_times(stamps: list[Any]) -> list[str]:
+    """Times as short as they can be read: ``09:23:44.584`` when all fall on one day, else with the date."""
+    full = [short_time(t) for t in stamps]
+    one_day = len({t[:10] for t in full if t}) <= 1
+    return [t[11:23] if one_day else t[:23] for t in full]
+
+
 def evidence_frame(evidence: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per evidence item, with a column per signal score (``semantic`` only when hybrid gave one)."""
-    signals = [s for s in SIGNALS if any(s in (e.get("signals") or {}) for e in evidence)]
-    rows = []
-    for e in evidence:
-        sig = e.get("signals") or {}
-        row = {"id": e.get("id"), "score": e.get("score")}
-        row.update({s: sig.get(s) for s in signals})
-        row.update({"service": e.get("service"), "level": e.get("level"), "time": short_time(e.get("timestamp")),
-                    "count": e.get("count"), "text": e.get("text"),
-                    "source": f"{str(e.get('source') or '').rsplit('/', 1)[-1]}:{e.get('line_no')}"})
-        rows.append(row)
-    cols = ["id", "score", *signals, "service", "level", "time", "count", "text", "source"]
+    """One row per evidence item, led by what an operator reads: the log text, then host and service. The signal
+    scores are not here (they pushed the text off screen): ``signals_frame`` shows them per item."""
+    times = clock_times([e.get("timestamp") for e in evidence])
+    rows = [{"id": e.get("id"), "text": " ".join(str(e.get("text") or "").split()), "host": e.get("host") or "—",
+             "service": e.get("service"), "level": e.get("level"), "time": t, "count": e.get("count"),
+             "role": str(e.get("role") or "").replace("_", " "),
+             "source": f"{str(e.get('source') or '').rsplit('/', 1)[-1]}:{e.get('line_no')}"}
+            for e, t in zip(evidence, times)]
+    return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
+
+
+def signals_frame(ev: dict[str, Any]) -> pd.DataFrame:
+    """One evidence item's score and signals with what each measures: the detail view behind a table row."""
+    sig = ev.get("signals") or {}
+    keys = [k for k in SIGNALS if k in sig] + sorted(set(sig) - set(SIGNALS))
+    rows = [{"signal": "score", "value": ev.get("score"), "meaning": "the rank score these combine into"}]
+    rows += [{"signal": k, "value": sig[k], "meaning": SIGNAL_HELP.get(k, "")} for k in keys]
+    return pd.DataFrame(rows, columns=["signal", "value", "meaning"])
+
+
+def code_location(code: dict[str, Any] | None) -> str | None:
+    """``cinder/scheduler/filter_scheduler.py:_choose_top_backend line 304 (TypeError)``, or None."""
+    if not code or not code.get("module"):
+        return None
+    where = str(code["module"]) + (f":{code['function']}" if code.get("function") else "")
+    where += f" line {code['line']}" if code.get("line") is not None else ""
+    return where + (f" ({code['exception']})" if code.get("exception") else "")
+
+
+def card_warnings(report: dict[str, Any]) -> list[str]:
+    """The warnings the root-cause card shows: the root cause's own (an unfamiliar model) first, then the
+    report's (a host mismatch, a fallback to fast mode...), each once."""
+    rc = report.get("root_cause") or {}
+    return list(dict.fromkeys(str(w) for w in [*(rc.get("warnings") or []), *(report.get("warnings") or [])] if w))
+
+
+def chain_frame(report: dict[str, Any]) -> pd.DataFrame:
+    """The root cause's chain, from the cause to what the user saw: ``▶`` marks the cause; ``api`` names the
+    API call that failed (the column only when one did)."""
+    chain = (report.get("root_cause") or {}).get("chain") or []
+    times = clock_times([s.get("time") for s in chain])
+    rows = [{"": "▶" if s.get("root_cause") else "", "time": t, "service": s.get("service"),
+             "level": s.get("level"), "evidence": s.get("evidence_id") or "",
+             "text": " ".join(str(s.get("text") or "").split()), "api": s.get("api") or ""}
+            for s, t in zip(chain, times)]
+    cols = ["", "time", "service", "level", "evidence", "text"] + (["api"] if any(r["api"] for r in rows) else [])
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -100,16 +157,17 @@ def context_block(ev: dict[str, Any]) -> str:
 
 
 def series_frame(series: dict[str, Any] | None) -> pd.DataFrame:
-    """``series`` (times + per-service max anomaly per bucket) as long form: time (UTC, naive), service, anomaly."""
+    """``series`` (times + per-service rate of unexpected events per bucket) as long form: time (UTC, naive),
+    service, rate (events per minute)."""
     if not series or not series.get("times"):
-        return pd.DataFrame(columns=["time", "service", "anomaly"])
-    times = pd.to_datetime(series["times"], utc=True).tz_convert(None)
+        return pd.DataFrame(columns=["time", "service", "rate"])
+    times = pd.to_datetime(series["times"], utc=True, format="ISO8601").tz_convert(None)
     parts = []
     for svc, vals in (series.get("services") or {}).items():
         n = min(len(vals), len(times))
-        parts.append(pd.DataFrame({"time": times[:n], "service": svc, "anomaly": [float(v or 0) for v in vals[:n]]}))
+        parts.append(pd.DataFrame({"time": times[:n], "service": svc, "rate": [float(v or 0) for v in vals[:n]]}))
     if not parts:
-        return pd.DataFrame(columns=["time", "service", "anomaly"])
+        return pd.DataFrame(columns=["time", "service", "rate"])
     out = pd.concat(parts, ignore_index=True)
     out["when"] = out["time"].dt.strftime("%H:%M:%S")
     return out
@@ -150,19 +208,20 @@ def focus_services(report: dict[str, Any], limit: int = 6) -> list[str]:
 
 
 def timeline_chart(report: dict[str, Any], *, height: int = 330) -> alt.LayerChart | None:
-    """Anomaly per service over time: one line per service, the services the report points at in colour (the
-    root cause's drawn thickest), the others in grey behind them; the root cause (or, with no root cause, the
-    first symptom) marked by a labelled vertical rule. None when the report has no series."""
+    """Unexpected events per minute per service over time (a rate, so the incident stands out against steady
+    chatter; a per-bucket maximum sat at 1.0 all hour on real logs): one line per service, the services the
+    report points at in colour (the root cause's drawn thickest), the others in grey behind them; the root cause
+    (or, with no root cause, the first symptom) marked by a labelled vertical rule. None when there is no series."""
     data = series_frame(report.get("series"))
     if data.empty:
         return None
     rc_service = (report.get("root_cause") or {}).get("service") or ""
     focus = [s for s in focus_services(report) if s in set(data["service"])] or sorted(set(data["service"]))
     x = alt.X("time:T", title="time (UTC)", scale=alt.Scale(type="utc"), axis=alt.Axis(format="%H:%M"))
-    y = alt.Y("anomaly:Q", title="max anomaly per bucket", scale=alt.Scale(domain=[0, 1.15]),
-              axis=alt.Axis(values=[0, 0.5, 1.0]))
+    unit = str((report.get("series") or {}).get("unit") or RATE_UNIT)
+    y = alt.Y("rate:Q", title=unit, scale=alt.Scale(zero=True, nice=True))
     tooltip = [alt.Tooltip("service:N"), alt.Tooltip("when:N", title="time (UTC)"),
-               alt.Tooltip("anomaly:Q", format=".2f")]
+               alt.Tooltip("rate:Q", title=unit, format=".1f")]
     layers: list[Any] = []
     rest = data[~data["service"].isin(focus)]
     if not rest.empty:
@@ -181,7 +240,7 @@ def timeline_chart(report: dict[str, Any], *, height: int = 330) -> alt.LayerCha
         rx = alt.X("time:T", scale=alt.Scale(type="utc"))
         layers.append(base.mark_rule(color="#d62728", strokeDash=[6, 3], size=2).encode(x=rx, tooltip=["label:N"]))
         layers.append(base.mark_text(align="left", dx=5, color="#d62728", fontWeight="bold", fontSize=12).encode(
-            x=rx, y=alt.datum(1.1), text="label:N"))
+            x=rx, y=alt.value(8), text="label:N"))  # pixels from the top, whatever the rates
     return alt.layer(*layers).properties(height=height)
 
 

@@ -320,7 +320,7 @@ def cmd_analyze(args: argparse.Namespace, cfg: RCAConfig) -> int:
     else:
         from . import console
 
-        console.report(rep)
+        console.report(rep, details=args.details)
     return 0
 
 
@@ -446,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, help="evidence lines to report (default: analyze.top_k, 10)")
     p.add_argument("--no-narrative", action="store_true", help="skip the narrative (Claude or offline)")
     p.add_argument("--stream", action="store_true", help="print Claude's narrative on stderr as it is written")
+    p.add_argument("--details", action="store_true", help="also print each evidence item's signal scores")
     p.add_argument("--alias", help="model alias to load (default: model.alias)")
 
     p = add("corpora", cmd_corpora, "List ingested corpora.")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+
+import pytest
 
 from .helpers import INST, REQ, write
 
@@ -113,3 +116,114 @@ def test_simulate_then_parse_json(tmp_path):
     assert summary["totals"]["lines"] == truth["lines"] and summary["totals"]["unparsed"] == 0
     faults = json.loads(rca("simulate", "--list", "--json").stdout)
     assert {f["fault"] for f in faults} >= {"rabbitmq_outage", "none", "no_valid_host"}
+
+
+# -- the analysis report as an SRE reads it (rendered in-process from a hand-made report) -------------------------
+def render_report(monkeypatch, width: int, details: bool = False, report: dict | None = None) -> str:
+    """``console.report`` into a string at a fixed terminal width."""
+    import io
+
+    from rich.console import Console
+
+    from openstack_rca import console
+
+    from .sample_report import sample_report
+
+    term = Console(width=width, file=io.StringIO(), highlight=False, soft_wrap=False)
+    monkeypatch.setattr(console, "out", term)
+    console.report(report or sample_report(), details=details)
+    return term.file.getvalue()
+
+
+def flat(text: str) -> str:
+    """Rendered text with table wrapping undone: panel borders dropped, whitespace folded."""
+    return " ".join(text.replace("│", " ").split())
+
+
+@pytest.mark.parametrize("width", [120, 80])
+def test_report_leads_with_the_log_text_at_any_width(monkeypatch, width):
+    from .sample_report import HOSTILE, QUOTE
+
+    out = render_report(monkeypatch, width)
+    assert max(len(line) for line in out.splitlines()) <= width
+    header = next(line for line in out.splitlines() if line.startswith("id "))
+    assert header.split() == ["id", "time", "service", "host", "level", "n", "text"]
+    rows = [line for line in out.splitlines() if re.match(r"E\d ", line)]
+    assert [r.split()[0] for r in rows] == ["E1", "E2", "E3"]  # the ids never collapse to nothing
+    assert [r.split()[1] for r in rows] == ["09:38:41", "09:38:42", "09:38:43"]
+    assert "1234" in rows[1] and rows[2].split()[3] == "-"  # the count, and "-" for a file that names no host
+    text = flat(out)
+    assert f"Failed to schedule_create_volume: {QUOTE}" in text
+    # log text stays text: no markup read, no terminal control code sent
+    assert flat(HOSTILE.replace("\x1b", "\\x1b")) in text and "\x1b" not in out
+    # no signal columns, here or in a table of their own, without --details (which the report points to)
+    assert not [line for line in out.splitlines() if {"lexical", "lstm", "score"} & set(line.split())]
+    assert "signals per evidence item" not in out and "--details" in out
+
+
+def test_report_root_cause_card_has_quote_code_host_warnings_and_chain(monkeypatch):
+    from .sample_report import API, CHAIN_TEXT, HOST_MISMATCH, QUOTE, UNFAMILIAR
+
+    out = render_report(monkeypatch, 120)
+    card = flat(out[: out.index("╰")])
+    assert card.startswith("╭─ root cause — volume attach fails on compute-2")
+    assert "cinder category: scheduling confidence: 0.82" in card
+    assert f"{QUOTE} (E1)" in card
+    assert "code: cinder/scheduler/filter_scheduler.py:_choose_top_backend line 304 (TypeError)" in card
+    assert "logged by cinder-scheduler on controller-1 (not the host the issue names)" in card
+    assert card.count(f"warning: {UNFAMILIAR}") == 1 and f"warning: {HOST_MISMATCH}" in card
+    assert f"▶ 09:38:41 cinder-scheduler ERROR E1 {QUOTE}" in card
+    assert f"09:38:42 nova-api WARN {CHAIN_TEXT} → {API}" in card
+    assert "narrative (offline)" in out
+
+
+def test_report_without_a_root_cause_says_so(monkeypatch):
+    from .sample_report import sample_report
+
+    rep = sample_report()
+    rep["root_cause"] = {"component": None, "category": None, "confidence": 0.12, "evidence_id": None,
+                         "summary": "No evidence found: no incident in these logs matches it.", "warnings": []}
+    rep["warnings"] = []
+    card = flat(render_report(monkeypatch, 80, report=rep).split("╰")[0])
+    assert "No evidence found confidence: 0.12" in card and "warning" not in card and "chain" not in card
+
+
+def test_details_flag_adds_the_signals_table(monkeypatch, tmp_path, capsys):
+    """``--details`` prints each item's role, score and signals; ``--json`` stays the raw report."""
+    import io
+
+    from rich.console import Console
+
+    from openstack_rca import analyze, cli, console
+
+    from .sample_report import sample_report
+
+    class FakeAnalyzer:
+        def __init__(self, cfg, **kwargs):
+            pass
+
+        def analyze(self, issue, **kwargs):
+            return sample_report()
+
+    monkeypatch.setattr(analyze, "Analyzer", FakeAnalyzer)
+    # in process, the CLI's quieting of ML/SDK loggers would outlive this test (the SDK's logging is tested later)
+    monkeypatch.setattr(cli, "_quiet_rag", lambda: None)
+    monkeypatch.setattr(cli, "_quiet_ml", lambda: None)
+    args = ["analyze", "--logs", str(tmp_path), "--issue", "volume attach fails on compute-2"]
+    assert cli.main([*args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(sample_report()))
+
+    term = Console(width=120, file=io.StringIO(), highlight=False, soft_wrap=False)
+    monkeypatch.setattr(console, "out", term)
+    assert cli.main([*args, "--details"]) == 0
+    out = term.file.getvalue()
+    head = next(line for line in out.splitlines() if line.split()[:3] == ["id", "role", "score"])
+    assert head.split() == ["id", "role", "score", "severity", "lexical", "relevance", "lstm", "novelty",
+                            "model_weight", "onset", "where"]
+    e1 = next(line.split() for line in out.splitlines() if line.split()[:2] == ["E1", "root_cause"])
+    assert e1[2:5] == ["0.90", "1.00", "0.41"]
+
+    term = Console(width=120, file=io.StringIO(), highlight=False, soft_wrap=False)
+    monkeypatch.setattr(console, "out", term)
+    assert cli.main(args) == 0
+    assert "signals per evidence item" not in term.file.getvalue()

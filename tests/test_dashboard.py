@@ -7,6 +7,7 @@ The model is the session's `trained` one; a simulated libvirt incident is ingest
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -117,6 +118,71 @@ def test_log_text_is_escaped_and_citations_link_to_evidence():
         assert "unsafe_allow_html=True" not in code and "st.html(" not in code, src
 
 
+def test_evidence_table_leads_with_text_host_and_service_and_signals_move_to_details():
+    from dashboard import render
+
+    from .sample_report import sample_report
+
+    rep = sample_report()
+    df = render.evidence_frame(rep["evidence"])
+    assert list(df.columns) == ["id", "text", "host", "service", "level", "time", "count", "role", "source"]
+    assert not set(render.SIGNALS) & set(df.columns) and "score" not in df.columns
+    assert list(df["host"]) == ["controller-1", "controller-1", "—"]
+    assert list(df["role"]) == ["root cause", "same failure", "symptom"]
+    assert list(df["time"]) == ["09:38:41.205", "09:38:42.205", "09:38:43.205"]  # one day: the clock only
+    assert render.clock_times(["2026-11-23T23:59:59.5+00:00", "2026-11-24T00:00:01+00:00"]) == \
+        ["2026-11-23 23:59:59.5", "2026-11-24 00:00:01"]
+
+    sig = render.signals_frame(rep["evidence"][0])
+    assert list(sig["signal"]) == ["score", "severity", "lexical", "relevance", "lstm", "novelty", "model_weight",
+                                   "onset"]
+    assert sig.set_index("signal").loc["lexical", "value"] == 0.41 and all(sig["meaning"])
+    assert "tfidf" not in render.SIGNALS and "lexical" in render.SIGNALS
+
+
+def test_root_cause_card_parts():
+    from dashboard import render
+
+    from .sample_report import API, HOST_MISMATCH, QUOTE, UNFAMILIAR, sample_report
+
+    rep = sample_report()
+    assert render.code_location(rep["root_cause"]["code"]) == \
+        "cinder/scheduler/filter_scheduler.py:_choose_top_backend line 304 (TypeError)"
+    assert render.code_location(None) is None
+    assert render.card_warnings(rep) == [UNFAMILIAR, HOST_MISMATCH]  # the root cause's first, each once
+    chain = render.chain_frame(rep)
+    assert list(chain[""]) == ["▶", ""] and list(chain["api"]) == ["", API]
+    assert chain["text"][0] == QUOTE and list(chain["time"]) == ["09:38:41.205", "09:38:42.500"]
+    rep["root_cause"]["chain"][1]["api"] = None
+    assert "api" not in render.chain_frame(rep).columns  # no failed API call: no empty column
+    rep["root_cause"] = {"component": None, "confidence": 0.1, "summary": "No evidence found: x."}
+    assert render.chain_frame(rep).empty
+
+
+def test_timeline_plots_the_rate_of_unexpected_events():
+    from dashboard import render
+
+    from .sample_report import sample_report
+
+    rep = sample_report()
+    data = render.series_frame(rep["series"])
+    assert set(data.columns) >= {"time", "service", "rate"}
+    assert data["rate"].max() == 42.0  # a rate, not clipped to 0..1
+    spec = render.timeline_chart(rep).to_dict()
+    ys = [layer["encoding"]["y"] for layer in spec["layer"] if "field" in layer["encoding"].get("y", {})]
+    assert ys and all(y["field"] == "rate" and y["title"] == "unexpected events per minute" for y in ys)
+    assert all("domain" not in y.get("scale", {}) for y in ys)
+    assert render.series_frame({}).empty and render.timeline_chart({**rep, "series": {}}) is None
+
+
+def test_streamlit_toolbar_hides_the_deploy_button():
+    """Streamlit reads dashboard/.streamlit/config.toml (next to the script) from any working directory."""
+    import tomllib
+
+    conf = tomllib.loads((APP.parent / ".streamlit" / "config.toml").read_text())
+    assert conf["client"]["toolbarMode"] == "viewer"
+
+
 # -- AppTest flows --------------------------------------------------------------------------------------------------
 def test_corpus_issue_shows_root_cause_evidence_timeline_and_narrative(app_env):
     at = new_app()
@@ -131,10 +197,12 @@ def test_corpus_issue_shows_root_cause_evidence_timeline_and_narrative(app_env):
     assert "Root cause" in [h.value for h in at.subheader]
     assert not at.warning, [w.value for w in at.warning]
 
-    # the evidence table: one row per evidence item, a column per signal score
+    # the evidence table: one row per evidence item, the log text first; the signals are in the row's detail
+    from dashboard import render
+
     table = at.dataframe[0].value
     assert list(table["id"])[:3] == ["E1", "E2", "E3"]
-    assert {"score", "lstm", "novelty", "severity", "onset", "tfidf"} <= set(table.columns)
+    assert list(table.columns) == render.EVIDENCE_COLUMNS and not set(render.SIGNALS) & set(table.columns)
 
     # the timeline: one Altair chart, lines per service and the root cause marked
     charts = at.get("vega_lite_chart")
@@ -146,7 +214,9 @@ def test_corpus_issue_shows_root_cause_evidence_timeline_and_narrative(app_env):
 
     # the narrative cites E1 with a link to E1's anchored detail
     md = [m.value for m in at.markdown]
-    assert any(v.startswith("The earliest unexpected event is [E1](#evidence-e1)") for v in md)
+    ids = [e["id"] for e in app_env.report["evidence"]]
+    told = render.link_citations(app_env.report["narrative"]["text"], ids)
+    assert told in md and "[E1](#evidence-e1)" in told
     assert any("source: **offline**" in c.value for c in at.caption)
     anchors = {h.proto.anchor for h in at.subheader}
     assert {"evidence-e1", "evidence-e2", "evidence-e3"} <= anchors
@@ -280,15 +350,65 @@ class _Stub(BaseHTTPRequestHandler):
             self._send(404, {"error": "not found"})
 
 
-@pytest.fixture
-def stub_service(app_env):
+@contextlib.contextmanager
+def _serve(report: dict):
+    """The stub service answering every /analyze with ``report``: ``(server, url)``."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
-    server.requests, server.report = [], app_env.report
+    server.requests, server.report = [], report
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def stub_service(app_env):
+    with _serve(app_env.report) as served:
+        yield served
+
+
+@pytest.fixture
+def crafted_service(monkeypatch):
+    """The console on the HTTP backend, answering with the hand-made report (no model needed)."""
+    from .sample_report import sample_report
+
+    with _serve(sample_report()) as (server, url):
+        monkeypatch.setenv("RCA_API_URL", url)
+        monkeypatch.setenv("RCA_API_TOKEN", TOKEN)
+        yield server
+
+
+def test_root_cause_card_on_a_crafted_report(crafted_service):
+    """The card leads with the quote, the code location, the host (and that it is not the issue's), the
+    unfamiliar-model and host warnings, and the chain; the evidence table with the text; signals per row."""
+    from dashboard import render
+
+    from .sample_report import API, CHAIN_TEXT, HOST_MISMATCH, QUOTE, UNFAMILIAR
+
+    at = ask(new_app(), ISSUE)
+    assert not at.error, errors(at)
+    m = metrics(at)
+    assert m["Component"] == "cinder" and m["Category"] == "scheduling" and m["Confidence"] == "82%"
+    assert at.code[0].value == QUOTE
+    md = [plain(x.value) for x in at.markdown]
+    assert "**Code:** cinder/scheduler/filter_scheduler.py:_choose_top_backend line 304 (TypeError)" in md
+    assert "**Logged by** cinder-scheduler on **controller-1** — not the host the issue names" in md
+    assert [plain(w.value) for w in at.warning] == [UNFAMILIAR, HOST_MISMATCH]  # on the card, each once
+
+    chain = at.table[0].value
+    assert list(chain["text"]) == [QUOTE, CHAIN_TEXT] and list(chain["api"]) == ["", API]
+    assert list(chain[""]) == ["▶", ""]
+
+    table = at.dataframe[0].value
+    assert list(table.columns) == render.EVIDENCE_COLUMNS and list(table["id"]) == ["E1", "E2", "E3"]
+    signals = at.table[1].value  # the selected (root-cause) row's detail
+    assert list(signals["signal"])[:3] == ["score", "severity", "lexical"]
+
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    assert "unexpected events per minute" in json.dumps(spec) and "1.15" not in json.dumps(spec)
 
 
 def _free_port() -> int:
@@ -438,6 +558,13 @@ def test_browser_end_to_end(streamlit_server):
             # the narrative's citations link to anchored evidence details
             assert page.locator('a[href="#evidence-e1"]').count() >= 1
             assert page.locator("#evidence-e1").count() == 1
+            # the card quotes the line that states the cause
+            assert page.locator('.st-key-root_cause_card [data-testid="stCode"]').count() >= 1
+            # an operator's console, not a development server: no Deploy button (dashboard/.streamlit/config.toml)
+            assert page.locator('[data-testid="stToolbar"]').count() == 1  # the toolbar is there, without it
+            assert page.locator('[data-testid="stAppDeployButton"]').count() == 0
+            assert page.get_by_role("button", name="Deploy").count() == 0
+            assert page.get_by_text("Deploy", exact=True).count() == 0
             page.wait_for_timeout(1000)  # let the chart finish its first paint
             _full_page_screenshot(page, shot)
         finally:
