@@ -199,6 +199,8 @@ def main() -> int:
                                      for s in STAGES if any(s in r["timings_ms"] for r in reps)},
                 "categories": sorted({str(r["root_cause"].get("category")) for r in reps}),
                 "correct": sum(r["root_cause"].get("category") == truth["category"] for r in reps),
+                "missed": [f"{r['issue']!r}: {r['root_cause']['summary'][:90]}" for r in reps
+                           if r["root_cause"].get("category") != truth["category"]],
                 "warnings": sorted({w for r in reps for w in r["warnings"]}),
             }
 
@@ -310,6 +312,9 @@ def main() -> int:
         print(f"  search hit: {hit['similarity']:.3f} {hit['service']:<24} {hit['text'][:90]}")
     print(f"  search query for those hits: {search_texts[0]!r}")
     print(f"sane: {'yes' if result['sane'] else 'NO'} (every run's root cause category is {truth['category']!r})")
+    for mode, a in result["analyze"].items():
+        for miss in a["missed"]:
+            print(f"  {mode} missed: {miss}")
     print(f"wall time: {wall:.0f} s (train {phases['train_s']:.0f} s, simulate {phases['simulate_s']:.0f} s, "
           f"ingest {phases['ingest_s']:.0f} s)")
     return 0

@@ -7,7 +7,8 @@ from __future__ import annotations
 import copy
 
 QUOTE = "TypeError: consume_from_volume() takes exactly 2 arguments (1 given)"
-UNFAMILIAR = ("98% of these templates were never seen in training: the model comes from another deployment, so its "
+UNFAMILIAR = ("98% of these records have templates never seen in training and the model finds 99% of them "
+              "unexpected: it comes from another deployment, so its "
               "novelty counts for little here; `rca train` on this cloud's normal logs")
 HOST_MISMATCH = "the issue names compute-2, but the root cause was logged on controller-1"
 HOSTILE = "Exception during message handling [bold red]boom[/] [link=http://evil]click[/link] \x1b[2J"
@@ -61,7 +62,7 @@ _REPORT = {
                "times": [f"2026-11-23T09:{m:02d}:30+00:00" for m in range(40)],
                "services": {"cinder-scheduler": [0.0] * 38 + [42.0, 17.0], "nova-api": [1.0] * 39 + [6.0]}},
     "warnings": [UNFAMILIAR, HOST_MISMATCH],
-    "stats": {"records": 5000, "model_known_templates": 0.02},
+    "stats": {"records": 5000, "model_known_records": 0.02},
     "narrative": {"text": "The earliest unexpected event is [E1].", "source": "offline", "citations": ["E1"]},
     "model": {"name": "openstack-rca-lstm", "version": "1", "alias": "champion", "source": "registry"},
     "source": {"records": 5000},

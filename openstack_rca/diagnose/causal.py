@@ -34,8 +34,8 @@ EXPECTED_FLAGS = 0.2  # share of records DeepLog flags on logs like its training
 
 @dataclass(frozen=True)
 class Familiarity:
-    """How well the model knows these logs: the share of their templates it saw in training, and the share of
-    their records it finds unexpected (on its own deployment a few percent; on another one, most)."""
+    """How well the model knows these logs: the share of their records whose template it saw in training, and the
+    share of their records it finds unexpected (on its own deployment a few percent; on another one, most)."""
 
     known: float
     unexpected: float
@@ -52,7 +52,9 @@ class Familiarity:
 
 
 def familiarity(c: Clusters, anomalous: np.ndarray) -> Familiarity:
-    known = float(1.0 - c.novel.mean()) if len(c) else 1.0
+    # by records, not by templates: a long tail of one-off templates (unmasked ids in dict dumps) is not what
+    # decides whether the model knows a deployment's traffic
+    known = float(c.count[~c.novel].sum() / max(c.count.sum(), 1)) if len(c) else 1.0
     return Familiarity(known, float(anomalous.mean()) if len(anomalous) else 0.0)
 
 

@@ -82,13 +82,36 @@ class _Column:
         return self.keys[c] if c >= 0 else None
 
 
+class _Groups:
+    """Rows per key, sliced on demand from one sort (most keys are never asked for); keys on too many rows none."""
+
+    def __init__(self, keys: list, srt: np.ndarray, bounds: np.ndarray, limit: float):
+        self._index = {k: i for i, k in enumerate(keys)}
+        self._srt, self._bounds, self._limit = srt, bounds, limit
+
+    def get(self, key, default=None):
+        i = self._index.get(key)
+        if i is None or self._bounds[i + 1] - self._bounds[i] > self._limit:
+            return default
+        return self._srt[self._bounds[i]:self._bounds[i + 1]]
+
+    def __contains__(self, key) -> bool:
+        return self.get(key) is not None
+
+    def __getitem__(self, key):
+        hit = self.get(key)
+        if hit is None:
+            raise KeyError(key)
+        return hit
+
+
 class Links:
     """Row indexes grouped by request id, global request id and instance id, for fast chain lookups."""
 
     def __init__(self, table: pa.Table):
         self.n = table.num_rows
         self._messages = table["message"]
-        self._groups: dict[str, dict[str, np.ndarray]] = {}
+        self._groups: dict[str, _Groups] = {}
         self._values: dict[str, list] = {}
         for col in ("request_id", "global_request_id", "instance_id"):
             enc = pc.dictionary_encode(table[col].combine_chunks())
@@ -97,8 +120,7 @@ class Links:
             rows = np.flatnonzero(codes >= 0)
             srt = rows[np.argsort(codes[rows], kind="stable")]
             bounds = np.searchsorted(codes[srt], np.arange(len(keys) + 1))
-            self._groups[col] = {k: srt[bounds[i]:bounds[i + 1]] for i, k in enumerate(keys)
-                                 if bounds[i + 1] - bounds[i] <= max(COMMON * self.n, 50)}
+            self._groups[col] = _Groups(keys, srt, bounds, max(COMMON * self.n, 50))
             self._values[col] = _Column(codes, keys)
 
     def ids(self, row: int) -> dict[str, str | None]:

@@ -44,6 +44,7 @@ class Clusters:
     importance_max: np.ndarray
     novel: np.ndarray  # the model never saw this template in training
     burst: np.ndarray  # occurrences here / occurrences the training rate predicts (>= 1 means more than usual)
+    record_severity: np.ndarray  # per record (not per cluster): its own severity
 
     def __len__(self) -> int:
         return len(self.template_id)
@@ -120,4 +121,4 @@ def build_clusters(table: pa.Table, scores: pa.Table, order: np.ndarray, epoch: 
     expected = trained * (n / max(train_total, 1))
     burst = (count + 1.0) / (expected + 1.0)
     return Clusters(ids, templates, code, count, first_row, first_t, first_ts, last_ts, sev, tb, house, trouble,
-                    np.clip(spread, 0.0, 1.0), frac, amax, imax, novel, burst)
+                    np.clip(spread, 0.0, 1.0), frac, amax, imax, novel, burst, sev_rec)

@@ -5,7 +5,8 @@ Three sources, most precise first:
 * a traceback joined to the record (oslo prints one under the record that logged it; a ``RemoteError`` carries
   the remote side's as a Python list repr): the deepest frame inside an OpenStack service package is where the
   failure was raised, not where it was caught;
-* oslo's DEBUG suffix, ``… _choose_top_backend /usr/lib/python2.7/site-packages/cinder/scheduler/filter_scheduler.py:300``;
+* oslo's DEBUG suffix,
+  ``… _choose_top_backend /usr/lib/python2.7/site-packages/cinder/scheduler/filter_scheduler.py:300``;
 * the logger name, ``cinder.scheduler.flows.create_volume`` -> ``cinder/scheduler/flows/create_volume.py``.
 """
 

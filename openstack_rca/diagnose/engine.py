@@ -22,7 +22,7 @@ from ..score.bundle import ModelBundle
 from . import causal, clock, findings
 from .categories import classify
 from .chains import Links
-from .clusters import build_clusters, record_traits
+from .clusters import build_clusters
 from .code import locate
 from .issue import Issue
 from .relevance import NAMED, cluster_bags, host_codes, host_fit, incident_relevance, relevance, symptom_fit, time_fit
@@ -56,7 +56,7 @@ def diagnose(table: pa.Table, scores: pa.Table, bundle: ModelBundle, issue: Issu
     encoded = bundle.vocab.encode(tid.dictionary.to_pylist())[tid.indices.to_numpy(zero_copy_only=False)]
     c = build_clusters(table, scores, clk.order, epoch, train_counts=bundle.counts, encoded=encoded,
                        train_total=int(bundle.counts.sum()))
-    _, sev_rec = record_traits(table)
+    sev_rec = c.record_severity
     fam = causal.familiarity(c, scores["anomalous"].to_numpy(zero_copy_only=False))
     links = Links(table)
     rows = causal.Rows(table)
@@ -88,8 +88,9 @@ def diagnose(table: pa.Table, scores: pa.Table, bundle: ModelBundle, issue: Issu
     rel_inc = max(incident_relevance(rv, table, c, inc.root, inc.root_row, inc.chain_rows, clk.order),
                   0.9 * float(sym[inc.anchor])) if inc else 0.0
     confidence, why = _confidence(c, rv.rel, rel_inc, when, host, fam, inc, strong)
-    stats = {"records": table.num_rows, "clusters": len(c), "incidents": len(causal.time_groups(c, strong, clk.order, sev_rec)),
-             "suspicious_clusters": int(strong.sum()), "model_known_templates": round(fam.known, 3),
+    stats = {"records": table.num_rows, "clusters": len(c),
+             "incidents": len(causal.time_groups(c, strong, clk.order, sev_rec)),
+             "suspicious_clusters": int(strong.sum()), "model_known_records": round(fam.known, 3),
              "model_unexpected_records": round(fam.unexpected, 3)}
     series = findings.series(table, clk, sev_rec, c)
     if inc is None or confidence < NO_EVIDENCE:
@@ -107,7 +108,7 @@ def diagnose(table: pa.Table, scores: pa.Table, bundle: ModelBundle, issue: Issu
         if issue.hosts and not root.get("host_matches", True):
             warnings.append(f"the issue names {', '.join(issue.hosts)}, but the root cause was logged "
                             f"{'on ' + root['host'] if root.get('host') else 'by a file that names no host'}")
-    root["warnings"] = [w for w in warnings if "never seen in training" in w]
+    root["warnings"] = [w for w in warnings if "never seen in training" in w]  # the card shows it
     findings.add_context(table, evidence)
     return Diagnosis(evidence, root, timeline, affected, onset, stats, series, warnings)
 
@@ -162,8 +163,8 @@ def _confidence(c, rel: np.ndarray, rel_inc: float, when: np.ndarray, host: np.n
 def _warnings(fam, clk, issue: Issue) -> list[str]:
     out = []
     if fam.unfamiliar:
-        out.append(f"{(1.0 - fam.known) * 100:.0f}% of these templates were never seen in training and the model "
-                   f"finds {fam.unexpected * 100:.0f}% of these records unexpected: it comes from another deployment, "
+        out.append(f"{(1.0 - fam.known) * 100:.0f}% of these records have templates never seen in training and the "
+                   f"model finds {fam.unexpected * 100:.0f}% of them unexpected: it comes from another deployment, "
                    "so its verdicts count for little here; `rca train` on this cloud's normal logs")
     if clk.note:
         out.append(clk.note)

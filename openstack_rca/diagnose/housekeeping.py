@@ -14,6 +14,7 @@ The rules read the message and the logger; they name kinds of lines, never one d
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import numpy as np
 
@@ -42,6 +43,7 @@ TRACEBACK_SEVERITY = SEVERITY["ERROR"]
 TROUBLE_SEVERITY = 0.45
 
 
+@lru_cache(maxsize=65536)
 def is_housekeeping(message: str | None, logger: str | None) -> bool:
     """A line that is routine by what it says (a deprecation, a config option, cache bookkeeping)."""
     if logger and logger.startswith(_HOUSEKEEPING_LOGGERS):
@@ -49,6 +51,7 @@ def is_housekeeping(message: str | None, logger: str | None) -> bool:
     return bool(message and _HOUSEKEEPING.search(message[:600]))
 
 
+@lru_cache(maxsize=65536)
 def says_trouble(message: str | None) -> bool:
     return bool(message and _TROUBLE.search(message[:600]))
 

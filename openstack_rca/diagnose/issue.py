@@ -76,7 +76,10 @@ evening afternoon minutes hours hour minute pm am utc
 fail fails failed failing failure failures error errors erroring broken break breaks issue issues problem problems
 trouble wrong work works working doesn don won t can't cannot unable anymore again keep keeps started starting
 every new stay stays return returns returned call calls time times seem seems get gets getting got please help
-never becomes become became does openstack it's isn
+never becomes become became does openstack it's isn add
+everything anything something nothing everyone anyone touch touches touching second seconds then
+project projects tenant tenants user users customer customers region production ticket investigate investigation
+side changed change retries retry report reports reported seemingly seems
 """.split())
 
 

@@ -23,6 +23,7 @@ from .issue import STATUS, Issue
 from .lexical import OTHER_ACTION, Matcher, bag, words
 
 SEMANTIC_FLOOR, SEMANTIC_SPAN = 0.25, 0.3  # MiniLM cosine: unrelated sentences reach ~0.25; >= 0.55 the same symptom
+SEMANTIC_WEIGHT = 0.75  # meaning alone never counts as much as the operator's own words found in the line
 NAMED = 0.6  # relevance at which the issue is taken to name a cluster (housekeeping included)
 EARLY_S = 900.0  # an incident may start this long before the time the operator named
 
@@ -69,7 +70,7 @@ def relevance(issue: Issue, c: Clusters, bags: list[frozenset[str]],
     if not semantic:
         return Relevance(lex, lex, np.zeros(len(c)), m, bags)
     sem = np.array([float(semantic.get(t, 0.0)) for t in c.template_id])
-    sem_rel = np.clip((sem - SEMANTIC_FLOOR) / SEMANTIC_SPAN, 0.0, 1.0)
+    sem_rel = SEMANTIC_WEIGHT * np.clip((sem - SEMANTIC_FLOOR) / SEMANTIC_SPAN, 0.0, 1.0)
     if m.has_action:
         action = np.array([any(f & b for f, _, kind in m.concepts if kind == "action") for b in bags])
         sem_rel = np.where(action, sem_rel, sem_rel * OTHER_ACTION)

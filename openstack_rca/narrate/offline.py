@@ -15,7 +15,7 @@ from ..diagnose.engine import NO_EVIDENCE
 MAX_STEPS = 5  # chain steps told after the cause; longer chains keep their first ones and the symptom
 _API = re.compile(r"^(?P<op>.*?)\s*\bapi http (?P<status>\d{3})$")
 _VERBS = ("attach", "detach", "create", "update", "delete", "get")
-_UNFAMILIAR = re.compile(r"(\d+)% of these templates were never seen in training")
+_UNFAMILIAR = re.compile(r"(\d+)% of these (?:records have templates|templates were) never seen in training")
 
 
 def _q(text: str, n: int = 140) -> str:
@@ -175,6 +175,6 @@ def _warning_sentence(warning: str) -> str:
     """An unfamiliar anomaly model weakens the evidence; say so in one short sentence."""
     m = _UNFAMILIAR.search(warning)
     if m:
-        return (f"Note: the anomaly model was trained elsewhere ({m.group(1)}% of these log templates are new to "
-                "it), so its novelty counts for little here.")
+        return (f"Note: the anomaly model was trained elsewhere ({m.group(1)}% of these log records are new to "
+                "it), so its verdicts count for little here.")
     return f"Note: {_q(warning.split(':')[0], 120)}." if warning.strip() else ""
