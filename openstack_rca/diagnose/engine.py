@@ -103,7 +103,7 @@ def diagnose(table: pa.Table, scores: pa.Table, bundle: ModelBundle, issue: Issu
     else:
         root = _root(table, rows, evidence[0], inc, confidence, issue, c, links, clk.order, sev_rec, evidence)
         onset = iso(epoch[int(c.first_row[inc.members[0]])]) if len(inc.members) else None
-        affected = findings.affected(table, c, inc, clk.order, sev_rec)
+        affected = findings.affected(table, c, inc, links)
         timeline = findings.timeline(evidence, True)
         if issue.hosts and not root.get("host_matches", True):
             warnings.append(f"the issue names {', '.join(issue.hosts)}, but the root cause was logged "

@@ -127,13 +127,16 @@ def _failed_call(message: str | None) -> bool:
     return bool(op) and op.rsplit(" ", 1)[-1][:1] in ("4", "5") and op.rsplit(" ", 1)[-1].isdigit()
 
 
-def affected(table: pa.Table, c, inc, order: np.ndarray, sev_rec: np.ndarray) -> dict[str, list[str]]:
-    """Instances and requests on the incident's chain; services that logged its warnings and errors."""
-    rows = inc.chain_rows
-    strong_rows = np.flatnonzero(np.isin(c.code, inc.members) & (sev_rec >= causal.STRONG))
+def affected(table: pa.Table, c, inc, links) -> dict[str, list[str]]:
+    """What the incident's warnings and errors name (instances, requests, services), with the root cause's and
+    the anchor's own requests. Not the whole chain: its second hop reaches periodic tasks that touch every
+    instance on the host."""
+    strong_rows = np.flatnonzero(np.isin(c.code, inc.members) & (c.record_severity >= causal.STRONG))
+    own = np.union1d(links.request_rows(inc.root_row), links.request_rows(int(c.first_row[inc.anchor])))
+    rows = np.union1d(strong_rows, own)
     out = {}
     for key, col, src in (("instances", "instance_id", rows), ("requests", "request_id", rows),
-                          ("services", "service", np.union1d(strong_rows, rows[sev_rec[rows] >= causal.STRONG]))):
+                          ("services", "service", rows[c.record_severity[rows] >= causal.STRONG])):
         vals = pc.unique(pc.drop_null(pc.take(table[col], pa.array(src, pa.int64())))).to_pylist() if len(src) else []
         out[key] = sorted(v for v in vals if v)
     return out
