@@ -1,8 +1,11 @@
-"""The one model loader, for the CLI now and the BentoML service later.
+"""The one model loader, for the CLI and the BentoML service.
 
 Resolve ``models:/<name>@<alias>`` in MLflow, keep a local copy under ``RCA_HOME/models``, and when the registry
 or its artifact store (S3) is unreachable fall back to the last local copy with a warning. With neither, a clear
 error that says to run ``rca train``.
+
+MLflow itself is imported only to download a version not yet copied (and for training and ``rca models``): which
+version the alias names is asked without it (``alias``), so loading a local copy takes milliseconds, not seconds.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .alias import alias_version
 from .config import RCAConfig
 from .errors import RCAError
 from .score.bundle import ModelBundle, ModelCorrupt
@@ -34,11 +39,33 @@ class LoadedModel:
     alias: str
     source: str  # "registry" | "local-fallback"
     loaded_at: str
+    load_ms: float = 0.0  # resolving the alias and reading the copy (a download included, when there was one)
+
+
+_quiet = False
+
+
+def quiet_mlflow() -> None:
+    """Keep MLflow's (and alembic's) loggers at errors. MLflow sets them up when imported, so the levels are set
+    now and again after the deferred import: asking to be quiet never costs the import."""
+    global _quiet
+    _quiet = True
+    _lower_mlflow_loggers()
+
+
+def _lower_mlflow_loggers() -> None:
+    for name in ("mlflow", "alembic"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.ERROR)
+        for handler in logger.handlers:
+            handler.setLevel(logging.ERROR)
 
 
 def _mlflow(cfg: RCAConfig):
     import mlflow
 
+    if _quiet:
+        _lower_mlflow_loggers()
     uri = cfg.tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
@@ -56,13 +83,15 @@ def _pointer(cfg: RCAConfig) -> Path:
 
 
 def load(cfg: RCAConfig) -> LoadedModel:
+    t0 = time.perf_counter()
     name, alias = cfg.model.name, cfg.model.alias
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
-        mlflow = _mlflow(cfg)
-        version = str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+        version = alias_version(cfg.tracking_uri(), name, alias)
+        if version is None:  # a store only the MLflow client can read
+            version = str(_mlflow(cfg).MlflowClient().get_model_version_by_alias(name, alias).version)
     except Exception as exc:  # noqa: BLE001 - unreachable server, missing alias, bad credentials: fall back
-        return _fallback(cfg, f"registry unavailable ({type(exc).__name__}: {exc})", now)
+        return _fallback(cfg, f"registry unavailable ({type(exc).__name__}: {exc})", now, t0)
     local = _copy_dir(cfg, version)
     try:
         bundle = ModelBundle.load(local / "bundle")
@@ -72,9 +101,13 @@ def load(cfg: RCAConfig) -> LoadedModel:
         except ModelCorrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - S3 down while the registry answered
-            return _fallback(cfg, f"cannot download version {version} ({type(exc).__name__}: {exc})", now)
+            return _fallback(cfg, f"cannot download version {version} ({type(exc).__name__}: {exc})", now, t0)
     _pointer(cfg).write_text(json.dumps({"version": version, "updated": now}))
-    return LoadedModel(bundle, name, version, alias, "registry", now)
+    return LoadedModel(bundle, name, version, alias, "registry", now, _ms(t0))
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 1)
 
 
 def _download(cfg: RCAConfig, name: str, version: str, local: Path) -> ModelBundle:
@@ -90,7 +123,7 @@ def _download(cfg: RCAConfig, name: str, version: str, local: Path) -> ModelBund
     return ModelBundle.load(local / "bundle")
 
 
-def _fallback(cfg: RCAConfig, why: str, now: str) -> LoadedModel:
+def _fallback(cfg: RCAConfig, why: str, now: str, t0: float) -> LoadedModel:
     pointer = _pointer(cfg)
     if pointer.is_file():
         version = json.loads(pointer.read_text())["version"]
@@ -99,7 +132,7 @@ def _fallback(cfg: RCAConfig, why: str, now: str) -> LoadedModel:
         except ModelCorrupt as exc:
             raise ModelNotReady(f"{why}; the local copy is damaged too ({exc}); run `rca train`") from None
         log.warning("%s; using local copy of %s version %s", why, cfg.model.name, version)
-        return LoadedModel(bundle, cfg.model.name, version, cfg.model.alias, "local-fallback", now)
+        return LoadedModel(bundle, cfg.model.name, version, cfg.model.alias, "local-fallback", now, _ms(t0))
     raise ModelNotReady(f"no model {cfg.model.name}@{cfg.model.alias}: {why}; run `rca train --logs PATH` first")
 
 

@@ -83,6 +83,17 @@ def test_scores_and_importance_shapes_and_bounds():
     assert imp[1] > imp[0]
 
 
+def test_top_k_orders_like_a_full_sort_and_breaks_ties_by_index():
+    from openstack_rca.score.anomaly import top_k
+
+    rng = np.random.default_rng(2)
+    probs = rng.random((200, 50)).astype(np.float32)
+    np.testing.assert_array_equal(top_k(probs, 3), np.argsort(-probs, axis=1)[:, :3])
+    tied = np.array([[0.1, 0.4, 0.4, 0.1]])
+    assert top_k(tied, 3).tolist() == [[1, 2, 0]] and top_k(tied, 9).tolist() == [[1, 2, 0, 3]]
+    assert top_k(np.zeros((0, 4)), 2).shape == (0, 2)
+
+
 def test_bad_model_config_says_what_to_fix():
     with pytest.raises(InvalidInput, match="window must be >= 1"):
         deeplog.DeepLogConfig(window=0)

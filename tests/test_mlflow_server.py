@@ -25,6 +25,7 @@ if shutil.which("moto_server", path=str(Path(sys.executable).parent)) is None:
 
 from model_training.pipeline import train  # noqa: E402
 from openstack_rca import registry, simulate  # noqa: E402
+from openstack_rca.alias import alias_version  # noqa: E402
 from openstack_rca.parse import Parser  # noqa: E402
 from openstack_rca.score.deeplog import DeepLogConfig  # noqa: E402
 
@@ -102,6 +103,8 @@ def test_train_on_server_with_s3_artifacts_then_load_fresh_and_fall_back(servers
     assert client.get_model_version_by_alias("openstack-rca-lstm", "champion").version == "1"
     keys = [o["Key"] for o in servers["s3"].list_objects_v2(Bucket=BUCKET).get("Contents", [])]
     assert any(k.endswith("bundle/lstm.keras") for k in keys), keys[:10]
+    assert any(k.endswith("bundle/lstm.npz") for k in keys), keys[:10]  # the weights scoring reads, beside it
+    assert alias_version(servers["uri"], "openstack-rca-lstm", "champion") == "1"  # REST, without the client
     assert any(k.endswith("MLmodel") for k in keys)
 
     # a fresh process with an empty RCA_HOME loads it from the server (and so from S3)

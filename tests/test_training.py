@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -77,9 +79,32 @@ def test_falls_back_to_the_local_copy_when_the_registry_is_down(cfg, logs, monke
 
 def test_corrupted_local_copy_is_downloaded_again(cfg, logs):
     result = train([logs / "normal"], cfg, HP)
-    (registry._copy_dir(cfg, result["version"]) / "bundle" / "lstm.keras").write_bytes(b"garbage")
+    (registry._copy_dir(cfg, result["version"]) / "bundle" / "lstm.npz").write_bytes(b"garbage")
     loaded = registry.load(cfg)
     assert loaded.source == "registry" and loaded.bundle.vocab.ids
+
+
+def test_a_local_copy_loads_without_mlflow_and_a_moved_alias_downloads(cfg, logs):
+    train([logs / "normal"], cfg, HP)
+    train([logs / "normal"], cfg, replace(HP, seed=1))
+    shutil.rmtree(registry._copy_dir(cfg, "1"))
+    code = ("import json, sys; from openstack_rca.config import load; from openstack_rca import registry;"
+            "m = registry.load(load()); print(json.dumps({'v': m.version, 'src': m.source, 'ms': m.load_ms,"
+            "'mlflow': 'mlflow' in sys.modules, 'tf': 'tensorflow' in sys.modules}))")
+
+    def fresh() -> dict:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    here = fresh()
+    assert (here["v"], here["src"], here["mlflow"], here["tf"]) == ("2", "registry", False, False)
+    assert 0 < here["ms"] < 5000
+    registry.promote(cfg, "1")  # the alias moves to a version with no local copy: only now MLflow downloads it
+    moved = fresh()
+    assert (moved["v"], moved["src"], moved["mlflow"]) == ("1", "registry", True)
+    assert (registry._copy_dir(cfg, "1") / "bundle" / "lstm.npz").is_file()
+    assert fresh()["mlflow"] is False
 
 
 def test_too_little_data_says_how_much_is_needed(cfg, tmp_path):

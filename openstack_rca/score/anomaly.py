@@ -34,9 +34,21 @@ def score(probs: np.ndarray, actual: np.ndarray, top_g: int, *, expected_k: int 
     p = probs[np.arange(n), actual]
     rank = (probs > p[:, None]).sum(axis=1)
     anomaly = np.clip(-np.log(np.maximum(p, 1e-12)) / np.log(max(v, 2)), 0.0, 1.0)
-    k = min(expected_k, v)
-    expected = np.argsort(-probs, axis=1)[:, :k]
-    return Scores(p, rank, rank >= top_g, anomaly, expected)
+    return Scores(p, rank, rank >= top_g, anomaly, top_k(probs, min(expected_k, v)))
+
+
+def top_k(probs: np.ndarray, k: int) -> np.ndarray:
+    """Indexes of each row's ``k`` largest values, largest first (ties: lower index first). ``k`` is a handful, so
+    ``k`` argmax passes beat sorting all |V| columns, which was a third of scoring's time."""
+    if k >= probs.shape[1]:
+        return np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    work = np.array(probs, copy=True)
+    rows = np.arange(len(work))
+    out = np.empty((len(work), k), np.int64)
+    for j in range(k):
+        out[:, j] = work.argmax(axis=1)
+        work[rows, out[:, j]] = -np.inf
+    return out
 
 
 def rarity(counts: np.ndarray) -> np.ndarray:

@@ -1,12 +1,16 @@
-"""One trained model as one directory: the Keras LSTM, the template vocabulary (with training counts), the TF-IDF
-vectorizer and the config. MLflow packages this directory as the artifact of a pyfunc model, so the CLI and the
-service load exactly the same thing.
+"""One trained model as one directory: the Keras LSTM and its weights for the numpy forward pass, the template
+vocabulary (with training counts), the TF-IDF scorer and the config. MLflow packages this directory as the artifact
+of a pyfunc model, so the CLI and the service load exactly the same thing.
+
+Loading reads ``lstm.npz`` with numpy alone; TensorFlow is imported only to convert a bundle saved before it had
+one, and scikit-learn only when the TF-IDF scorer is first used.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +20,15 @@ import pyarrow.compute as pc
 from ..errors import RCAError
 from . import anomaly
 from .deeplog import DeepLogConfig, next_probs, unique_rows
+from .forward import Forward
 from .sessions import build_sessions
 from .vocabulary import Vocabulary
 from .windows import windows
 
-FILES = ("lstm.keras", "vocabulary.json", "counts.json", "tfidf.joblib", "config.json")
+FILES = ("vocabulary.json", "counts.json", "tfidf.joblib", "config.json")
+"""Always there; the model is lstm.npz, or lstm.keras in bundles older than it."""
+
+log = logging.getLogger(__name__)
 
 
 class ModelCorrupt(RCAError):
@@ -29,10 +37,10 @@ class ModelCorrupt(RCAError):
 
 @dataclass
 class ModelBundle:
-    model: object  # keras.Model
+    model: object  # Forward (numpy) once loaded; the keras.Model right after training
     vocab: Vocabulary
     counts: np.ndarray  # training count per vocabulary index (PAD/UNK at 0)
-    tfidf: object  # sklearn TfidfVectorizer
+    _tfidf: object = field(repr=False)  # sklearn TfidfVectorizer, or the Path of tfidf.joblib until first used
     config: DeepLogConfig
 
     def save(self, directory: Path) -> Path:
@@ -40,7 +48,10 @@ class ModelBundle:
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        if isinstance(self.model, Forward):
+            raise ValueError("a loaded bundle holds only the numpy weights; save the bundle `rca train` built")
         self.model.save(directory / "lstm.keras")
+        Forward.from_keras(self.model).save(directory / "lstm.npz")
         self.vocab.save(directory / "vocabulary.json")
         (directory / "counts.json").write_text(json.dumps(self.counts.tolist()))
         joblib.dump(self.tfidf, directory / "tfidf.joblib")
@@ -50,23 +61,33 @@ class ModelBundle:
     @classmethod
     def load(cls, directory: Path) -> "ModelBundle":
         directory = Path(directory)
+        has_npz = (directory / "lstm.npz").is_file()
         missing = [f for f in FILES if not (directory / f).is_file()]
+        if not has_npz and not (directory / "lstm.keras").is_file():
+            missing.insert(0, "lstm.npz (or lstm.keras)")
         if missing:
             raise ModelCorrupt(f"model copy at {directory} lacks {', '.join(missing)}")
         try:
-            import joblib
-
-            from .deeplog import _keras
-
-            keras = _keras()
-            model = keras.models.load_model(directory / "lstm.keras", compile=False)
+            model = Forward.load(directory / "lstm.npz") if has_npz else _convert(directory)
             vocab = Vocabulary.load(directory / "vocabulary.json")
             counts = np.asarray(json.loads((directory / "counts.json").read_text()), dtype=np.int64)
-            tfidf = joblib.load(directory / "tfidf.joblib")
             config = DeepLogConfig(**json.loads((directory / "config.json").read_text()))
         except Exception as exc:  # noqa: BLE001 - any unreadable file means the same thing to the caller
             raise ModelCorrupt(f"model copy at {directory} is unreadable ({type(exc).__name__}: {exc})") from None
-        return cls(model, vocab, counts, tfidf, config)
+        return cls(model, vocab, counts, directory / "tfidf.joblib", config)
+
+    @property
+    def tfidf(self):
+        """The TF-IDF vectorizer, read on first use: only ``relevance`` needs it, and scikit-learn costs a second."""
+        if isinstance(self._tfidf, Path):
+            path = self._tfidf
+            try:
+                import joblib
+
+                self._tfidf = joblib.load(path)
+            except Exception as exc:  # noqa: BLE001
+                raise ModelCorrupt(f"TF-IDF scorer at {path} is unreadable ({type(exc).__name__}: {exc})") from None
+        return self._tfidf
 
     def score(self, table: pa.Table) -> pa.Table:
         """Per-record scores for a parsed table, in the table's row order."""
@@ -128,3 +149,15 @@ class ModelBundle:
         q = self.tfidf.transform([issue])
         m = self.tfidf.transform(messages)
         return np.asarray((m @ q.T).todense()).ravel()  # rows are L2-normalised: dot = cosine
+
+
+def _convert(directory: Path) -> Forward:
+    """Export the weights of a bundle saved before lstm.npz existed, once: the next load reads the .npz alone."""
+    from .deeplog import _keras
+
+    forward = Forward.from_keras(_keras().models.load_model(directory / "lstm.keras", compile=False))
+    try:
+        forward.save(directory / "lstm.npz")
+    except OSError as exc:  # a read-only copy still scores; it converts again next time
+        log.warning("cannot write %s (%s); converting again on each load", directory / "lstm.npz", exc)
+    return forward

@@ -2,7 +2,8 @@
 session and predicts a distribution over the next one. Trained on mostly-normal logs, it learns the workflows
 (boot: claim -> image -> VIF plugged -> spawned); an event it did not expect is a candidate anomaly.
 
-TensorFlow is imported here and only here, so parsing and the CLI start without it.
+TensorFlow is imported here and only here, and only to train: scoring runs the exported weights in numpy
+(``forward``), so parsing, scoring and the CLI start without it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..errors import InvalidInput
+from .forward import Forward
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,16 @@ def unique_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def next_probs(model, X: np.ndarray, batch_size: int = 16384) -> np.ndarray:
-    """P(next event) for every window. Identical windows are predicted once: logs repeat themselves, so this is
-    usually a many-fold saving with exactly the same result."""
+    """P(next event) for every window, from the numpy ``Forward`` or a Keras model. Identical windows are predicted
+    once: logs repeat themselves, so this is usually a many-fold saving with exactly the same result."""
+    numpy_pass = isinstance(model, Forward)
     if len(X) == 0:
-        return np.zeros((0, model.output_shape[-1]), np.float32)
+        return np.zeros((0, model.vocab_size if numpy_pass else model.output_shape[-1]), np.float32)
     uniq, inverse = unique_rows(X)
-    probs = model.predict_on_batch(uniq) if len(uniq) <= batch_size else model.predict(uniq, batch_size=batch_size, verbose=0)
+    if numpy_pass:
+        probs = model.probs(uniq)
+    elif len(uniq) <= batch_size:
+        probs = model.predict_on_batch(uniq)
+    else:
+        probs = model.predict(uniq, batch_size=batch_size, verbose=0)
     return np.asarray(probs, dtype=np.float32)[inverse]
