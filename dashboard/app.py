@@ -175,8 +175,9 @@ def show_turn(turn: dict[str, Any]) -> None:
             st.markdown(summary_line(turn["report"]))
 
 
-STEP_LABELS = {"load": "load the corpus", "parse": "parse", "score": "score (LSTM)", "index": "index",
-               "retrieve": "retrieve (semantic search)", "diagnose": "diagnose", "narrate": "narrate"}
+STEP_LABELS = {"startup": "start the process", "load": "load the model", "corpus": "load the corpus",
+               "parse": "parse", "score": "score (LSTM)", "index": "index", "retrieve": "retrieve (semantic search)",
+               "diagnose": "diagnose", "narrate": "narrate"}
 
 
 def ask(be: Backend, issue: str, source: Source, mode: str, top_k: int, narrate: bool) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 The CLI, the BentoML service and the dashboard hold one ``Analyzer`` and call ``analyze``; none of them
 re-implements a step. The model and the embedding model load once per process; Chroma is connected on first
-use. Hybrid mode degrades to fast mode, with a warning in the report, when Chroma or the embedding model is
+use, and only for ingest, search and corpora ingested before their vectors were kept: logs given with the question
+are compared with it directly (``retrieve.Similarity``), embedding only the templates the diagnosis asks about.
+Hybrid mode degrades to fast mode, with a warning in the report, when Chroma or the embedding model is
 unavailable; the narrative degrades to the offline one. Only bad input fails a call.
 """
 
@@ -21,11 +23,11 @@ from .config import RCAConfig
 from .diagnose import diagnose, parse_issue
 from .errors import InvalidInput
 from .narrate.claude import ClaudeNarrator, TextFn
-from .retrieve import Embedder, EmbeddingUnavailable, RetrievalUnavailable, SemanticIndex, connect
+from .retrieve import (Embedder, EmbeddingUnavailable, RetrievalUnavailable, SemanticIndex, Similarity, connect,
+                       template_texts)
 
 log = logging.getLogger(__name__)
 MODES = ("hybrid", "fast")
-ADHOC = "adhoc"  # the collection that holds templates of logs analysed without ingesting them
 MAX_ISSUE_CHARS = 2000
 
 
@@ -62,15 +64,19 @@ class Analyzer:
             self._loaded = registry.load(self.cfg)
         return self._loaded
 
+    def embedder(self) -> Embedder:
+        """The embedding model; it loads on the first text that is not in the machine's embedding cache."""
+        with self._lock:
+            if self._embedder is None:
+                r = self.cfg.retrieval
+                self._embedder = Embedder(r.embedding_model, batch_size=r.embed_batch, backend=r.embedding_backend,
+                                          cache_dir=r.cache_path() / "embeddings")
+            return self._embedder
+
     def semantic_index(self) -> SemanticIndex:
         with self._lock:
             if self._index is None:
-                if self._embedder is None:
-                    self._embedder = Embedder(self.cfg.retrieval.embedding_model,
-                                              batch_size=self.cfg.retrieval.embed_batch,
-                                              backend=self.cfg.retrieval.embedding_backend,
-                                              cache_dir=self.cfg.embeddings_dir)
-                self._index = SemanticIndex(connect(self.cfg), self._embedder, query_k=self.cfg.retrieval.query_k)
+                self._index = SemanticIndex(connect(self.cfg), self.embedder(), query_k=self.cfg.retrieval.query_k)
             return self._index
 
     def _forget_index(self) -> None:
@@ -136,20 +142,35 @@ class Analyzer:
         }
         warnings: list[str] = []
         t2 = time.perf_counter()
-        indexed: dict[str, int] = {}
+        indexed: dict[str, Any] = {}
+        vectors = None
         if index:
             try:
                 idx = self.semantic_index()
                 indexed = idx.index(name, table)
                 meta.update(indexed=True, embedding_model=idx.embedder.name, templates=indexed["templates"])
+                vectors = corpus_store.Vectors(idx.embedder.key, indexed["ids"], indexed["vectors"])
             except (RetrievalUnavailable, EmbeddingUnavailable) as exc:
                 self._forget_index()
                 warnings.append(f"semantic index not built ({exc}); the corpus works in fast mode until "
                                 f"`rca ingest` runs again with Chroma reachable")
         t_index = _ms(t2)
-        corpus_store.save(self.cfg, name, table, scores, meta)
+        corpus_store.save(self.cfg, name, table, scores, meta, vectors)
         return {"corpus": name, **meta, "embedded": indexed.get("embedded", 0), "warnings": warnings,
                 "timings_ms": {"parse": t_parse, "score": t_score, "index": t_index, "total": _ms(t0)}}
+
+    def _semantic(self, issue: str, tab: pa.Table, c: corpus_store.Corpus | None):
+        """What diagnose needs of the issue's meaning: a ``Similarity`` over the corpus's stored vectors or the
+        logs' own templates (embedded as diagnose asks for them), or, for a corpus ingested before vectors were
+        kept with it, every template's similarity from its Chroma collection."""
+        if c is not None and (c.vectors is None or c.vectors.model != self.embedder().key):
+            ids = sorted(set(tab["template_id"].to_pylist()))
+            return self.semantic_index().similarities(c.name, issue, ids)
+        emb = self.embedder()
+        query = emb.embed_query(issue)
+        if c is not None:
+            return Similarity(query, ids=c.vectors.ids, vectors=c.vectors.matrix)
+        return Similarity(query, embedder=emb, texts=template_texts(tab))
 
     def _load_corpus(self, name: str) -> corpus_store.Corpus:
         """Ingested corpora stay in memory between analyses (a service answers many questions about one
@@ -198,8 +219,10 @@ class Analyzer:
         if corpus is not None:  # an unknown corpus is bad input: say so before loading any model
             t = time.perf_counter()
             c = self._load_corpus(corpus)
-            timings["load"] = _ms(t)
+            timings["corpus"] = _ms(t)
+        first_load = self._loaded is None
         m = self.model
+        timings["load"] = round(m.load_ms, 1) if first_load else 0.0  # once per process: a server pays it at start
         if corpus is not None:
             tab, scores = c.table, c.scores
             if c.meta.get("model", {}).get("version") != m.version:
@@ -248,15 +271,7 @@ class Analyzer:
         if mode_used == "hybrid":
             t = time.perf_counter()
             try:
-                idx = self.semantic_index()
-                name = corpus
-                if name is None:
-                    name = ADHOC
-                    idx.index(ADHOC, tab)
-                    timings["index"] = _ms(t)
-                    t = time.perf_counter()
-                ids = sorted(set(tab["template_id"].to_pylist()))
-                semantic = idx.similarities(name, issue, ids)
+                semantic = self._semantic(issue, tab, c if corpus is not None else None)
             except (RetrievalUnavailable, EmbeddingUnavailable) as exc:
                 self._forget_index()
                 warnings.append(f"semantic search unavailable ({exc}); fast mode used")
@@ -265,8 +280,17 @@ class Analyzer:
             timings["retrieve"] = _ms(t)
 
         t = time.perf_counter()
-        dg = diagnose(tab, scores, m.bundle, parsed, semantic=semantic, top_k=int(top_k))
+        try:
+            dg = diagnose(tab, scores, m.bundle, parsed, semantic=semantic, top_k=int(top_k))
+        except (RetrievalUnavailable, EmbeddingUnavailable) as exc:  # a lookup the diagnosis asked for failed
+            warnings.append(f"semantic search unavailable ({exc}); fast mode used")
+            mode_used = "fast"
+            dg = diagnose(tab, scores, m.bundle, parsed, semantic=None, top_k=int(top_k))
         timings["diagnose"] = _ms(t)
+        if isinstance(semantic, Similarity):  # the lookups ran inside diagnose: count them as retrieval
+            spent = round(semantic.seconds * 1000, 1)
+            timings["retrieve"] = round(timings["retrieve"] + spent, 1)
+            timings["diagnose"] = round(max(timings["diagnose"] - spent, 0.0), 1)
         evidence = [{k: v for k, v in ev.items() if k != "row"} for ev in dg.evidence]
         warnings.extend(dg.warnings)
         report: dict[str, Any] = {

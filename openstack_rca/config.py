@@ -88,6 +88,9 @@ class RetrievalConfig:
     """Texts per embedding call: small batches pad less (templates vary in length), measured faster here."""
     embedding_backend: str = "onnx"
     """onnx (the model exported once to ONNX Runtime, verified against sentence-transformers) or torch."""
+    cache_dir: str = ""
+    """Per machine, shared by every RCA_HOME: the exported embedding model, its check and the embeddings already
+    computed. '' = $XDG_CACHE_HOME/openstack-rca, else ~/.cache/openstack-rca."""
 
     def __post_init__(self) -> None:
         if not self.embedding_model:
@@ -100,6 +103,12 @@ class RetrievalConfig:
     def host(self, env: typing.Mapping[str, str] | None = None) -> str:
         env = os.environ if env is None else env
         return self.chroma_host or env.get("CHROMA_HOST", "")
+
+    def cache_path(self, env: typing.Mapping[str, str] | None = None) -> Path:
+        env = os.environ if env is None else env
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        return Path(env.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "openstack-rca"
 
     def port(self, env: typing.Mapping[str, str] | None = None) -> int:
         env = os.environ if env is None else env
@@ -177,11 +186,6 @@ class RCAConfig:
     def corpora_dir(self) -> Path:
         """Ingested corpora: parsed and scored records, ready for analysis."""
         return self.home / "corpora"
-
-    @property
-    def embeddings_dir(self) -> Path:
-        """Embedding models exported to ONNX (derived from the packaged weights, rebuilt when missing)."""
-        return self.home / "embeddings"
 
     @property
     def chroma_dir(self) -> Path:

@@ -78,10 +78,88 @@ def test_hybrid_mode_finds_the_root_cause(analyzer, incidents, fault):
     rep = analyzer.analyze(ISSUES[fault], paths=[logs], mode="hybrid", narrate=False)
     assert rep["mode"] == "hybrid", rep["warnings"]
     assert all("semantic" in ev["signals"] for ev in rep["evidence"])
+    assert "retrieve" in rep["timings_ms"] and "index" not in rep["timings_ms"]  # logs given directly: no Chroma
     ranks = _rank_of_root_cause(rep, logs, truth)
     assert ranks and ranks[0] <= 3
     assert rep["root_cause"]["category"] == truth["category"]
     assert rep["root_cause"]["confidence"] >= NO_EVIDENCE
+
+
+@pytest.mark.parametrize("fault", ["neutron_vif_failure", "cinder_volume_attach_failure", "keystone_auth_failure"])
+def test_hybrid_embeds_only_the_templates_that_can_matter(analyzer, incidents, fault):
+    """Hybrid mode asks for the similarity of the clusters that can change the report, and reports exactly what
+    it would with every template's similarity."""
+    from openstack_rca.diagnose import diagnose, parse_issue
+    from openstack_rca.parse import Parser
+    from openstack_rca.retrieve import Similarity, template_texts
+
+    logs, _ = incidents[fault, SEEDS[0]]
+    issue = ISSUES[fault]
+    rep = analyzer.analyze(issue, paths=[logs], mode="hybrid", narrate=False)
+    tab = Parser(analyzer.cfg).parse([logs]).table
+    scores, bundle = analyzer.model.bundle.score(tab), analyzer.model.bundle
+    texts = template_texts(tab)
+    emb = analyzer.embedder()
+    q = emb.embed_query(issue)
+    everything = Similarity(q, embedder=emb, texts=texts)(sorted(texts))
+    for top_k in (10, 3):
+        lazy = Similarity(q, embedder=emb, texts=texts)
+        full = diagnose(tab, scores, bundle, parse_issue(issue), semantic=everything, top_k=top_k)
+        part = diagnose(tab, scores, bundle, parse_issue(issue), semantic=lazy, top_k=top_k)
+        assert part.root_cause == full.root_cause and part.evidence == full.evidence
+        assert part.timeline == full.timeline and part.affected == full.affected
+        asked = set(lazy.asked)
+        assert len(asked) == len(lazy.asked)  # none twice
+        assert {ev["template_id"] for ev in full.evidence} <= asked
+        assert len(asked) <= len(texts) // 3, f"embedded {len(asked)} of {len(texts)} templates"
+        if top_k == 10:
+            assert rep["root_cause"] == full.root_cause
+            assert rep["evidence"] == [{k: v for k, v in ev.items() if k != "row"} for ev in full.evidence]
+
+
+def test_an_embedding_failure_during_the_diagnosis_falls_back_to_fast_mode(analyzer, incidents, monkeypatch):
+    from openstack_rca.retrieve import EmbeddingUnavailable
+
+    logs, _ = incidents["no_valid_host", SEEDS[0]]
+    issue = ISSUES["no_valid_host"]
+    emb = analyzer.embedder()
+    emb.embed_query(issue)  # the question embeds; the templates the diagnosis then asks for do not
+
+    def broken(texts):
+        raise EmbeddingUnavailable("ONNX Runtime failed")
+
+    monkeypatch.setattr(emb, "embed", broken)
+    rep = analyzer.analyze(issue, paths=[logs], mode="hybrid", narrate=False)
+    fast = analyzer.analyze(issue, paths=[logs], mode="fast", narrate=False)
+    assert rep["mode"] == "fast" and any("ONNX Runtime failed" in w for w in rep["warnings"])
+    assert rep["evidence"] == fast["evidence"]
+
+
+def test_hybrid_corpus_analysis_needs_no_chroma(trained, incidents):
+    """The vectors kept with a corpus answer its hybrid analyses: no chromadb, torch or sentence-transformers
+    import in the analysing process, and the answer of the same logs given directly."""
+    cfg, loaded = trained
+    logs, _ = incidents["neutron_vif_failure", SEEDS[0]]
+    issue = ISSUES["neutron_vif_failure"]
+    a = Analyzer(cfg, loaded=loaded)
+    res = a.ingest([logs], "vif-vectors")
+    assert res["indexed"] is True, res["warnings"]
+    direct = a.analyze(issue, paths=[logs], mode="hybrid", narrate=False)
+    code = ("import json, sys\n"
+            "from openstack_rca.analyze import Analyzer\n"
+            "from openstack_rca.config import load\n"
+            f"rep = Analyzer(load()).analyze({issue!r}, corpus='vif-vectors', narrate=False)\n"
+            "heavy = [m for m in ('chromadb', 'torch', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
+            "print(json.dumps({'rep': rep, 'heavy': heavy}, default=str))\n")
+    env = {**os.environ, "RCA_HOME": str(cfg.home), "HF_HUB_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=240)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    rep = out["rep"]
+    assert rep["mode"] == "hybrid" and not rep["warnings"] and "index" not in rep["timings_ms"]
+    assert out["heavy"] == [], out["heavy"]
+    assert rep["root_cause"] == json.loads(json.dumps(direct["root_cause"], default=str))
+    assert rep["evidence"] == json.loads(json.dumps(direct["evidence"], default=str))
 
 
 @pytest.mark.parametrize("mode", ["fast", "hybrid"])

@@ -25,7 +25,8 @@ from .chains import Links
 from .clusters import build_clusters
 from .code import locate
 from .issue import Issue
-from .relevance import NAMED, cluster_bags, host_codes, host_fit, incident_relevance, relevance, symptom_fit, time_fit
+from .relevance import (NAMED, Relevance, SemanticFn, cluster_bags, host_codes, host_fit, incident_relevance, relevance,
+                        symptom_fit, time_fit)
 
 # an issue about housekeeping itself ("deprecation warnings flood the logs") may be answered with it
 HOUSEKEEPING_WORDS = re.compile(r"deprecat|config|option|warning|cache|periodic|privsep|base file|obsolete", re.I)
@@ -47,7 +48,9 @@ class Diagnosis:
 
 
 def diagnose(table: pa.Table, scores: pa.Table, bundle: ModelBundle, issue: Issue, *,
-             semantic: Mapping[str, float] | None = None, top_k: int = 10) -> Diagnosis:
+             semantic: Mapping[str, float] | SemanticFn | None = None, top_k: int = 10) -> Diagnosis:
+    """``semantic``: the issue's cosine per template id, or a function that gives it for the ids asked; it is asked
+    only for clusters whose value can change the report, with the same answer as when given every value."""
     if table.num_rows == 0:
         return Diagnosis([], _no_evidence("the logs hold no records"), [], findings.empty_affected(), None)
     epoch = to_epoch(table["timestamp"])
@@ -63,7 +66,11 @@ def diagnose(table: pa.Table, scores: pa.Table, bundle: ModelBundle, issue: Issu
 
     maybe = (c.severity >= 0.4) | c.traceback
     rv = relevance(issue, c, cluster_bags(table, c, links, maybe & ~c.housekeeping), semantic)
-    named = c.housekeeping & (rv.rel >= NAMED) & bool(HOUSEKEEPING_WORDS.search(issue.text))
+    about_housekeeping = bool(HOUSEKEEPING_WORDS.search(issue.text))
+    # relevance decides what is named and strong, the anchor (fit of strong clusters) and the confidence (strong
+    # clusters): all within these; the rest matters only for ranking (``_rank``) and what the report shows
+    rv.need(np.flatnonzero(((c.severity >= causal.STRONG) & ~c.housekeeping) | (c.housekeeping & about_housekeeping)))
+    named = c.housekeeping & (rv.rel >= NAMED) & about_housekeeping
     susp = causal.suspicion(c, fam.weight, named)
     strong = (c.severity >= causal.STRONG) & (~c.housekeeping | named)
     finite = epoch[np.isfinite(epoch)]
@@ -80,7 +87,8 @@ def diagnose(table: pa.Table, scores: pa.Table, bundle: ModelBundle, issue: Issu
 
     warnings = _warnings(fam, clk, issue)
     ratio = causal.baseline_ratio(c, clk.order, inc.onset, inc.end) if inc else np.full(len(c), np.inf)
-    ranked, roles = _rank(c, susp, rv.rel, inc, strong, ratio, top_k)
+    ranked, roles = _rank(c, susp, rv, inc, strong, ratio, top_k)
+    rv.need(ranked)  # shown: a precursor or a quiet cluster ranked anyway shows its similarity
     shown_rows = {inc.root: inc.root_row} if inc else {}
     evidence = findings.evidence(table, scores, bundle, c, ranked, roles, shown_rows, susp=susp, rv=rv, fam=fam,
                                  semantic=semantic is not None, onset=inc.onset if inc else np.nan,
@@ -113,7 +121,7 @@ def diagnose(table: pa.Table, scores: pa.Table, bundle: ModelBundle, issue: Issu
     return Diagnosis(evidence, root, timeline, affected, onset, stats, series, warnings)
 
 
-def _rank(c, susp: np.ndarray, rel: np.ndarray, inc, strong: np.ndarray, ratio: np.ndarray,
+def _rank(c, susp: np.ndarray, rv: Relevance, inc, strong: np.ndarray, ratio: np.ndarray,
           top_k: int) -> tuple[list[int], dict]:
     """Evidence order: the root cause, its precursors, the rest of its first second, then the rest by score."""
     roles: dict[int, str] = {}
@@ -131,11 +139,31 @@ def _rank(c, susp: np.ndarray, rel: np.ndarray, inc, strong: np.ndarray, ratio: 
         prox = np.where(on_chain, 1.0, causal.onset_weight(c.first_t, inc.onset, inc.end) * steady)
     else:
         prox = np.ones(len(c))
-    score = susp * (0.3 + 0.7 * rel) * prox * np.where(c.housekeeping, 0.2, 1.0)
+
+    def score_of(rel: np.ndarray) -> np.ndarray:
+        return susp * (0.3 + 0.7 * rel) * prox * np.where(c.housekeeping, 0.2, 1.0)
+
+    in_head = np.zeros(len(c), bool)
+    in_head[head] = True
+    rv.need(_contenders(score_of, rv, in_head, max(top_k, 1)))
+    score = score_of(rv.rel)
     rest = [int(k) for k in np.lexsort((c.first_t, -np.round(score, 3))) if int(k) not in roles]
     for k in rest[: max(top_k, 1)]:
         roles[k] = "symptom" if strong[k] else "related"
     return (head + rest)[: max(top_k, 1)], roles
+
+
+def _contenders(score_of, rv: Relevance, in_head: np.ndarray, n: int) -> np.ndarray:
+    """Clusters not looked up yet that may still make the top ``n`` after the head: those whose best possible
+    score (cosine 1) is not beaten by the lowest possible scores of at least ``n`` others. The score rises with
+    relevance, so whatever is left out ranks below ``n`` others both with its similarity and without it."""
+    if rv.complete:
+        return np.zeros(0, np.int64)
+    lo = np.round(score_of(rv.rel), 3)
+    hi = np.round(score_of(rv.upper()), 3)
+    pool = np.sort(lo[~in_head])
+    ahead = len(pool) - np.searchsorted(pool, hi, side="right")  # others whose lowest score beats this one's best
+    return np.flatnonzero(~in_head & ~rv.known & (ahead < n))
 
 
 def _confidence(c, rel: np.ndarray, rel_inc: float, when: np.ndarray, host: np.ndarray, fam, inc,

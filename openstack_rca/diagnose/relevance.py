@@ -3,14 +3,16 @@
 A cluster's words are its template, the exception it carries, its logger, the functions of its traceback
 (``_build_and_run_instance`` says build and instance) and, for clusters that may be evidence, the operation of
 the API request it served (``DELETE /v2.0/networks/…`` -> delete network, status 500). The semantic signal
-(hybrid mode) may lift a cluster the words miss, but not past an operation the issue does not name.
+(hybrid mode) may lift a cluster the words miss, but not past an operation the issue does not name. It may come as
+a function, asked only for the clusters that can change the answer (``Relevance.need``): embedding every template
+of a large log costs more than the rest of the analysis.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -28,13 +30,48 @@ NAMED = 0.6  # relevance at which the issue is taken to name a cluster (housekee
 EARLY_S = 900.0  # an incident may start this long before the time the operator named
 
 
+SemanticFn = Callable[[Sequence[str]], Mapping[str, float]]  # template ids -> cosine to the issue
+
+
 @dataclass(frozen=True)
 class Relevance:
     rel: np.ndarray  # 0..1 combined
     lexical: np.ndarray
-    semantic: np.ndarray  # raw cosine (0 when absent)
+    semantic: np.ndarray  # raw cosine (0 when absent or not looked up yet)
     matcher: Matcher
     bags: list[frozenset[str]]
+    ids: Sequence[str] = ()
+    lookup: SemanticFn | None = None
+    known: np.ndarray | None = None  # per cluster: its semantic value is in (always, unless ``lookup``)
+    action: np.ndarray | None = None  # per cluster: it names the issue's action (when the issue names one)
+
+    @property
+    def complete(self) -> bool:
+        return self.known is None or bool(self.known.all())
+
+    def need(self, clusters) -> None:
+        """Look up the clusters' similarity where it is not in yet; their ``rel`` and ``semantic`` become final.
+        Until then a cluster's ``rel`` is its lexical relevance: what a cosine at or below the floor gives."""
+        if self.known is None or self.lookup is None:
+            return
+        idx = np.asarray(clusters, dtype=np.int64).reshape(-1)
+        idx = np.unique(idx[~self.known[idx]])
+        if not len(idx):
+            return
+        got = self.lookup([self.ids[k] for k in idx])
+        sem = np.array([float(got.get(self.ids[k], 0.0)) for k in idx])
+        self.semantic[idx] = sem
+        act = None if self.action is None else self.action[idx]
+        self.rel[idx] = np.maximum(self.lexical[idx], _semantic_rel(sem, act))
+        self.known[idx] = True
+
+    def upper(self) -> np.ndarray:
+        """The highest ``rel`` each cluster can reach: final where known, else as if its cosine were 1."""
+        if self.complete:
+            return self.rel
+        act = self.action
+        cap = np.maximum(self.lexical, _semantic_rel(np.ones(len(self.rel)), act))
+        return np.where(self.known, self.rel, cap)
 
 
 def _plain(template: str) -> str:
@@ -63,18 +100,27 @@ def cluster_bags(table: pa.Table, c: Clusters, links: Links, candidates: np.ndar
     return bags
 
 
+def _semantic_rel(sem: np.ndarray, action: np.ndarray | None) -> np.ndarray:
+    sem_rel = SEMANTIC_WEIGHT * np.clip((sem - SEMANTIC_FLOOR) / SEMANTIC_SPAN, 0.0, 1.0)
+    return sem_rel if action is None else np.where(action, sem_rel, sem_rel * OTHER_ACTION)
+
+
 def relevance(issue: Issue, c: Clusters, bags: list[frozenset[str]],
-              semantic: Mapping[str, float] | None) -> Relevance:
+              semantic: Mapping[str, float] | SemanticFn | None) -> Relevance:
+    """``semantic``: cosine per template id, or a function that gives it for the ids it is asked (lazily, through
+    ``Relevance.need``); None or empty: words only."""
     m = Matcher(issue, bags)
     lex = m.scores(bags)
     if not semantic:
         return Relevance(lex, lex, np.zeros(len(c)), m, bags)
-    sem = np.array([float(semantic.get(t, 0.0)) for t in c.template_id])
-    sem_rel = SEMANTIC_WEIGHT * np.clip((sem - SEMANTIC_FLOOR) / SEMANTIC_SPAN, 0.0, 1.0)
+    action = None
     if m.has_action:
-        action = np.array([any(f & b for f, _, kind in m.concepts if kind == "action") for b in bags])
-        sem_rel = np.where(action, sem_rel, sem_rel * OTHER_ACTION)
-    return Relevance(np.maximum(lex, sem_rel), lex, sem, m, bags)
+        action = np.array([any(f & b for f, _, kind in m.concepts if kind == "action") for b in bags], dtype=bool)
+    if callable(semantic):
+        return Relevance(lex.copy(), lex, np.zeros(len(c)), m, bags, list(c.template_id), semantic,
+                         np.zeros(len(c), bool), action)
+    sem = np.array([float(semantic.get(t, 0.0)) for t in c.template_id])
+    return Relevance(np.maximum(lex, _semantic_rel(sem, action)), lex, sem, m, bags)
 
 
 def incident_relevance(rv: Relevance, table: pa.Table, c: Clusters, root: int, root_row: int, chain_rows: np.ndarray,
@@ -172,4 +218,4 @@ def host_fit(issue: Issue, c: Clusters, table: pa.Table) -> np.ndarray:
     return out
 
 
-__all__ = ["NAMED", "Relevance", "cluster_bags", "host_fit", "host_of", "relevance", "time_fit", "words"]
+__all__ = ["NAMED", "Relevance", "SemanticFn", "cluster_bags", "host_fit", "host_of", "relevance", "time_fit", "words"]

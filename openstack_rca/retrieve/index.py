@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from ..config import RCAConfig
 from ..errors import InvalidInput, RCAError
-from .embeddings import Embedder
+from .embeddings import Embedder, EmbeddingUnavailable
 
 ProgressFn = Callable[[int], None]
 
@@ -76,6 +76,18 @@ def plain(template: str) -> str:
     return (" ".join(template.replace("<*>", " ").split()) or template)[:EMBED_CHARS]
 
 
+def template_texts(table: pa.Table) -> dict[str, str]:
+    """Template id -> the text embedded for it (``plain``), one per distinct template: what ``documents`` embeds,
+    without the metadata an index needs."""
+    if table.num_rows == 0:
+        return {}
+    enc = pc.dictionary_encode(table["template_id"].combine_chunks())
+    _, first = np.unique(enc.indices.to_numpy(zero_copy_only=False), return_index=True)
+    ids = pc.take(table["template_id"], pa.array(first)).to_pylist()
+    templates = pc.take(table["template"], pa.array(first)).to_pylist()
+    return {i: plain(t or "") for i, t in zip(ids, templates)}
+
+
 def documents(table: pa.Table) -> tuple[list[str], list[str], list[dict[str, Any]]]:
     """One document per distinct template: ids, texts, metadata."""
     from ..parse.timestamps import iso, template_occurrences, to_epoch
@@ -124,8 +136,11 @@ class SemanticIndex:
                 raise RetrievalUnavailable(f"corpus {corpus!r} has no semantic index (run rca ingest)") from None
             raise RetrievalUnavailable(f"Chroma: {type(exc).__name__}: {_first_line(exc)}") from None
 
-    def index(self, corpus: str, table: pa.Table, progress: ProgressFn | None = None) -> dict[str, int]:
-        """Add the table's templates to the corpus collection; only templates not indexed yet are embedded."""
+    def index(self, corpus: str, table: pa.Table, progress: ProgressFn | None = None) -> dict[str, Any]:
+        """Add the table's templates to the corpus collection; only templates not indexed yet are embedded.
+
+        Returns the counts and, under "ids" and "vectors", every template's vector as Chroma holds it: the corpus
+        keeps them, so analysing it needs no Chroma (nor its import)."""
         ids, texts, metas = documents(table)
         col = self._collection(corpus, create=True)
         try:
@@ -136,22 +151,28 @@ class SemanticIndex:
         new = [i for i, tid in enumerate(ids) if tid not in have]
         # metadata (counts, last seen) is refreshed for all; embeddings computed only for the new ones
         old = [i for i, tid in enumerate(ids) if tid in have]
+        vectors: dict[str, np.ndarray] = {}
         try:
             for s in range(0, len(old), batch):
                 part = old[s:s + batch]
                 col.update(ids=[ids[i] for i in part], metadatas=[metas[i] for i in part])
+                got = col.get(ids=[ids[i] for i in part], include=["embeddings"])
+                vectors.update(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32)))
             for s in range(0, len(new), batch):
                 part = new[s:s + batch]
                 vecs = self.embedder.embed([texts[i] for i in part])
                 col.upsert(ids=[ids[i] for i in part], embeddings=vecs, documents=[texts[i] for i in part],
                            metadatas=[metas[i] for i in part])
+                vectors.update(zip((ids[i] for i in part), vecs))
                 if progress:
                     progress(len(part))
-        except RetrievalUnavailable:
+        except (RetrievalUnavailable, EmbeddingUnavailable):
             raise
         except Exception as exc:  # noqa: BLE001
             raise RetrievalUnavailable(f"Chroma: {type(exc).__name__}: {_first_line(exc)}") from None
-        return {"templates": len(ids), "embedded": len(new)}
+        have_ids = [t for t in ids if t in vectors]
+        matrix = np.stack([vectors[t] for t in have_ids]) if have_ids else np.zeros((0, 0), np.float32)
+        return {"templates": len(ids), "embedded": len(new), "ids": have_ids, "vectors": matrix}
 
     def similarities(self, corpus: str, issue: str, template_ids: list[str]) -> dict[str, float]:
         """Cosine similarity of the issue to each given template (and to its nearest neighbours in the corpus).
