@@ -13,11 +13,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test install bench eval clean serve dashboard
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml openstack_rca/parse/_speedups.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "openstack-rca needs Python 3.11 (set PYTHON=python3.11)")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,ml,rag,serve,ui]'
+	$(PY) -m pip install --quiet -e '.[dev,ml,train,rag,serve,ui]'
 	# Drain3, the reference parser the benchmarks compare against, pins cachetools 4.2.1, which mlflow cannot
 	# live with; it runs fine on the newer one, so it is installed without its pins.
 	$(PY) -m pip install --quiet --no-deps drain3==0.9.11 jsonpickle==1.5.1

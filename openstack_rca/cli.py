@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -24,8 +25,11 @@ def _print_json(obj: Any) -> None:
 
 # -- commands ------------------------------------------------------------------------------------------------
 def cmd_parse(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    from .parse.nopandas import keep_pandas_out
+
+    keep_pandas_out()  # this process only parses and prints: pandas would be a fifth of a cached run
     from . import console
-    from .parse import Parser, iter_records, reader
+    from .parse import Parser, reader
     from .parse.stats import overview
 
     if args.workers is not None:
@@ -39,10 +43,11 @@ def cmd_parse(args: argparse.Namespace, cfg: RCAConfig) -> int:
         result = parser.parse(args.paths, progress)
     summary = result.summary()
     if args.json and not args.summary:
-        write = sys.stdout.write
-        dumps = json.dumps
-        for rec in iter_records(result.table):
-            write(dumps(rec.to_dict(), ensure_ascii=False) + "\n")
+        from .parse.jsonl import write_jsonl
+
+        sys.stdout.flush()
+        write_jsonl(result.table, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
         t = summary["totals"]
         console.err.print(
             f"{t['lines']:,} lines -> {t['records']:,} records ({t['continuation']:,} continuation, "
@@ -148,19 +153,15 @@ def cmd_templates(args: argparse.Namespace, cfg: RCAConfig) -> int:
 
 
 def _quiet_ml() -> None:
-    """MLflow and TensorFlow narrate their internals on stderr; the CLI reports what matters itself."""
-    import logging
+    """MLflow and TensorFlow narrate their internals on stderr; the CLI reports what matters itself. Neither is
+    imported here: most commands never need them, and the registry lowers MLflow's loggers when it imports it."""
     import warnings
+
+    from . import registry
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.simplefilter("ignore", UserWarning)  # mlflow's advice on type hints, keras' on numpy copies
-    import mlflow  # noqa: F401 - it configures its loggers on import; lower them afterwards
-
-    for name in ("mlflow", "alembic"):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.ERROR)
-        for handler in logger.handlers:
-            handler.setLevel(logging.ERROR)
+    registry.quiet_mlflow()
 
 
 def _with_model_flags(cfg: RCAConfig, args: argparse.Namespace) -> RCAConfig:
@@ -263,15 +264,11 @@ def _quiet_rag() -> None:
 
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # by environment, not by importing transformers (0.4 s): it is imported only for the one-time ONNX export
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for name in ("sentence_transformers", "transformers", "chromadb", "httpx", "anthropic"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
 
 
 def cmd_ingest(args: argparse.Namespace, cfg: RCAConfig) -> int:
@@ -293,6 +290,17 @@ def cmd_ingest(args: argparse.Namespace, cfg: RCAConfig) -> int:
     return 0
 
 
+def _process_age_ms() -> float | None:
+    """Milliseconds since this process started (interpreter start-up and imports included): what `total`, which
+    starts at the analysis, does not show. Linux only (/proc); None elsewhere."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat(5): start time after boot
+        return round((time.clock_gettime(time.CLOCK_BOOTTIME) - started) * 1000, 1)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
 def cmd_analyze(args: argparse.Namespace, cfg: RCAConfig) -> int:
     _quiet_ml()
     _quiet_rag()
@@ -310,9 +318,12 @@ def cmd_analyze(args: argparse.Namespace, cfg: RCAConfig) -> int:
         def on_text(chunk: str) -> None:
             sys.stderr.write(chunk)
             sys.stderr.flush()
+    startup = _process_age_ms()
     rep = Analyzer(cfg).analyze(
         args.issue, paths=args.logs or None, corpus=args.corpus, mode="fast" if args.fast_mode else None,
         top_k=args.top_k, narrate=not args.no_narrative, on_text=on_text)
+    if startup is not None:
+        rep["timings_ms"] = {"startup": startup, **rep["timings_ms"]}
     if on_text is not None:
         sys.stderr.write("\n")
     if args.json:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from openstack_rca.parse import Parser
 from openstack_rca.parse import parser as parser_mod
 
@@ -50,7 +52,7 @@ def test_cache_can_be_disabled(cfg, tmp_path):
 def test_damaged_cache_entry_is_a_miss(cfg, tmp_path):
     p = write(tmp_path / "nova-compute.log", LINE + "\n")
     Parser(cfg).parse([p])
-    for entry in cfg.parsed_cache_dir.rglob("*.parquet"):
+    for entry in (f for f in cfg.parsed_cache_dir.rglob("*") if f.is_file()):
         entry.write_bytes(b"not parquet")
     res = Parser(cfg).parse([p])
     assert res.files[0].status == "parsed" and res.table.num_rows == 1
@@ -64,3 +66,41 @@ def test_cache_hit_on_a_memory_mapped_file(cfg, tmp_path):
     assert [f.status for f in (first.files[0], second.files[0])] == ["parsed", "cached"]
     assert second.totals == {**first.totals, "files_parsed": 0, "files_cached": 1}
     assert second.totals["blank"] == 2 and second.table.equals(first.table)
+
+
+def test_an_entry_written_chunk_by_chunk_is_a_hit_with_the_same_accounting(tmp_path):
+    from dataclasses import replace
+
+    from openstack_rca.config import load
+
+    base = load()
+    cfg = base.replace(parse=replace(base.parse, chunk_bytes=64 * 1024, parallel_min_bytes=0, workers=2))
+    tb = ("2026-11-23 10:00:01.500 4242 ERROR nova.compute.manager [-] Traceback (most recent call last):\n"
+          "  File \"x.py\", line 3, in f\n\nValueError: boom\n")
+    p = write(tmp_path / "nova-compute.log", (LINE + "\n" + tb + "\n") * 3000)
+    first = Parser(cfg).parse([p])
+    second = Parser(cfg).parse([p])
+    assert [f.status for f in (first.files[0], second.files[0])] == ["parsed", "cached"]
+    assert second.totals == {**first.totals, "files_parsed": 0, "files_cached": 1}
+    assert second.table.equals(first.table) and first.totals["continuation"] > 0
+
+
+def test_a_failed_parse_leaves_no_entry_behind(cfg, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    cfg = cfg.replace(parse=replace(cfg.parse, chunk_bytes=64 * 1024, workers=1))
+    lines = [LINE.replace("10:00:00.123", f"10:{i // 60 % 60:02d}:{i % 60:02d}.123") for i in range(5000)]
+    p = write(tmp_path / "nova-compute.log", "\n".join(lines) + "\n")  # headers differ: cut into chunks
+    real = parser_mod.parse_bytes
+    calls = []
+
+    def flaky(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk on fire")
+        return real(*a, **k)
+
+    monkeypatch.setattr("openstack_rca.parse.engine.parse_bytes", flaky)
+    with pytest.raises(RuntimeError):
+        Parser(cfg).parse([p])
+    assert [f for f in cfg.parsed_cache_dir.rglob("*") if f.is_file()] == []

@@ -92,3 +92,89 @@ def test_oslo_header_parser_matches_the_regexes():
             assert got == (m.groups() if m else False), (name, line)
             checked += m is not None
     assert checked > 1000  # the generator does produce matching lines
+
+
+# -- the row builder: plain oslo lines in C, the rest in Python; the table must not tell which ---------------------
+def _parse_both(data: bytes, layout: str = "oslo", **kw):
+    from openstack_rca.parse import layouts as L
+    from openstack_rca.parse.parser import parse_bytes
+
+    order = (L.BY_NAME[layout],) + tuple(lay for lay in L.LAYOUTS if lay.name != layout)
+    fast = parse_bytes(data, "x.log", order, fast=True, **kw)
+    slow = parse_bytes(data, "x.log", order, fast=False, **kw)
+    return fast, slow
+
+
+def _assert_same(fast, slow):
+    assert fast.table.equals(slow.table)
+    for name in ("lines", "blank", "unparsed", "continuation", "truncated", "decode_errors", "layouts"):
+        assert getattr(fast, name) == getattr(slow, name), name
+
+
+def test_row_builder_equals_the_python_path_on_mixed_lines():
+    rng = random.Random(5)
+    head = "2026-11-23 10:00:0{s}.123 4242 {lvl} nova.compute.manager [req-{r} u p - - -] "
+    bodies = [
+        "GET /v2/servers/{r} status: 200 len: 12 time: 0.5", "Traceback (most recent call last):",
+        '  File "nova/compute.py", line {r}, in spawn', "[instance: 9f1b2c3d-4e5f] spawn {r}", "[instance: broken",
+        "x [instance: abc] y [instance: d]", "x [instance: abc y", "caf\u00e9 {r}", "quote \" back\\slash \x01", "",
+    ]
+    for _ in range(40):
+        lines = []
+        for k in range(300):
+            c = rng.random()
+            if c < 0.05:
+                lines.append(rng.choice(["", "   ", "\t"]))
+            elif c < 0.12:
+                lines.append(rng.choice(["  File \"x.py\", line 3", "ValueError: bad 7", "not a log line 9",
+                                         "INFO nova.foo [-] message only 5", "caf\u00e9 continuation"]))
+            else:
+                s = rng.choice("0123") if rng.random() < 0.5 else str(k % 10)
+                body = rng.choice(bodies).format(r=k)
+                line = head.format(s=s, lvl=rng.choice(["INFO", "ERROR", "TRACE", "WARN", "DEBUG"]), r=k % 7) + body
+                lines.append(line + ("\r" if rng.random() < 0.03 else ""))
+        data = "\n".join(lines).encode() + (b"\n" if rng.random() < 0.8 else b"")
+        _assert_same(*_parse_both(data, first_line_no=rng.randrange(1, 9), max_line_bytes=1024))
+    # long lines, invalid UTF-8 and the prefixed layout take their own branches
+    long_line = head.format(s=1, lvl="INFO", r=1) + "x" * 3000
+    _assert_same(*_parse_both(f"{long_line}\n{long_line} 2\n".encode(), max_line_bytes=1024))
+    bad = (head.format(s=1, lvl="INFO", r=1) + "ok 1\n").encode() + b"\xff\xfe 2026\n"
+    _assert_same(*_parse_both(bad * 5))
+    prefixed = "nova-api.log.1 " + head.format(s=2, lvl="INFO", r=3) + "GET /v2 status: 200"
+    _assert_same(*_parse_both(f"{prefixed}\n{prefixed}\nplain tail 1\n".encode(), layout="oslo_prefixed"))
+
+
+def test_row_builder_equals_the_python_path_on_simulated_and_loghub_logs(tmp_path, loghub):
+    from openstack_rca.parse import layouts as L
+    from openstack_rca.parse.parser import parse_bytes
+
+    files = [loghub / "OpenStack_2k.log"]
+    for i, lay in enumerate(("oslo", "journald", "cri")):
+        simulate.simulate("libvirt_domain_failure", tmp_path / lay, lines=1500, seed=i, layout=lay)
+        files += sorted(f for f in (tmp_path / lay).rglob("*.log"))
+    for f in files:
+        data = f.read_bytes()
+        is_cri, order = L.detect(data[:65536].decode("utf-8", "replace").split("\n")[:50])
+        kw = dict(is_cri=is_cri, year=2026)
+        _assert_same(parse_bytes(data, str(f), order, fast=True, **kw), parse_bytes(data, str(f), order, fast=False, **kw))
+
+
+def test_json_helpers_write_what_json_dumps_writes():
+    import json
+
+    import pyarrow as pa
+
+    rng = random.Random(3)
+    alphabet = "ab1/.-_ \"\\\x00\x01\x08\x0c\n\r\t\x1f\x7fé€𝄞,()'="
+    values = [""] + ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 30))) for _ in range(3000)]
+    arr = pa.array(values, pa.string()).slice(1)  # a non-zero offset, as a table slice has
+    _validity, offsets, data = arr.buffers()
+    offs, body = speedups.json_strings(offsets, data, arr.offset, len(arr))
+    quoted = pa.Array.from_buffers(pa.string(), len(arr), [None, pa.py_buffer(offs), pa.py_buffer(body)])
+    assert quoted.to_pylist() == [json.dumps(v, ensure_ascii=False) for v in values[1:]]
+    for v in values + EDGE:
+        got = speedups.params_json(v)
+        if not v.isascii():
+            assert got is None
+            continue
+        assert got == json.dumps(masking.VARIABLE.split(v)[1::2], ensure_ascii=False), v

@@ -2,7 +2,9 @@
 
 Per file: read (decompress, detect binary), look up the cache, else detect the layout and plan jobs. Jobs from all
 files go to a warm process pool when the input is large enough to pay for it (big files are cut into chunks at
-record boundaries); results travel back as Arrow IPC buffers, so no per-record Python objects cross processes.
+record boundaries); results travel back as Arrow IPC buffers, so no per-record Python objects cross processes, and
+each file's cache entry is written chunk by chunk as they arrive, while the workers parse on. Workers never import
+pandas or Arrow's query engine: per-file template statistics are one group-by here, after the chunks are in.
 Input is handled in batches of ``_BATCH_BYTES`` so memory stays bounded on a large log directory.
 """
 
@@ -13,20 +15,21 @@ import multiprocessing as mp
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..config import RCAConfig
 from . import layouts as L
 from . import reader, services
-from .cache import ParsedCache
-from .parser import ChunkResult, LineCounts, parse_bytes
-from .records import empty_table
+from .cache import Entry, ParsedCache
+from .nopandas import keep_pandas_out
+from .parser import ChunkResult, LineCounts, parse_bytes, template_stats
+from .records import SCHEMA, empty_table
 from .templates import TemplateStore
 
 ProgressFn = Callable[[int, int], None]
@@ -176,7 +179,8 @@ def _pool(workers: int) -> cf.ProcessPoolExecutor:
     if _POOL is None or _POOL_SIZE != workers:
         if _POOL is not None:
             _POOL.shutdown(cancel_futures=True)
-        _POOL = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"))
+        _POOL = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"),
+                                       initializer=keep_pandas_out)
         _POOL_SIZE = workers
     return _POOL
 
@@ -267,10 +271,10 @@ class Parser:
         max_line = self.config.parse.max_line_bytes
         if self.cache is not None:
             pending.cache_key = self.cache.key(raw.digest, max_line, year)
-            table = self.cache.get(pending.cache_key, source)
-            if table is not None:
-                _account_cached(report, table, raw.data)
-                pending.table = table
+            hit = self.cache.get(pending.cache_key, source)
+            if hit is not None and set(_COUNT_FIELDS) <= hit[1].keys():
+                pending.table, counts = hit
+                _account_cached(report, pending.table, counts)
                 return pending
         head = raw.data[: 256 * 1024].decode("utf-8", "replace").split("\n")[:_SAMPLE_LINES]
         is_cri, order = L.detect(head)
@@ -302,29 +306,31 @@ class Parser:
             results = (_run_local(job) for job in jobs)
         for pending in batch:
             if pending.jobs:
-                parts, done = [], 0
-                for job in pending.jobs:
-                    parts.append(next(results))
-                    step = pending.size * _job_len(job) // max(pending.report.bytes, 1)
-                    advance(step)
-                    done += step
-                self._assemble(pending, parts)
+                # the cache entry is written chunk by chunk as chunks come back, overlapping the workers' parsing
+                with self.cache.entry(pending.cache_key, SCHEMA) if pending.cache_key else nullcontext() as entry:
+                    parts, done = [], 0
+                    for job in pending.jobs:
+                        part = next(results)
+                        parts.append(part)
+                        if entry is not None:
+                            entry.write(part[0])
+                        step = pending.size * _job_len(job) // max(pending.report.bytes, 1)
+                        advance(step)
+                        done += step
+                    self._assemble(pending, parts, entry)
                 advance(pending.size - done)
             else:
                 advance(pending.size)
             yield pending
 
-    def _assemble(self, pending: _Pending, parts: list[tuple[pa.Table, ChunkResult]]) -> None:
+    def _assemble(self, pending: _Pending, parts: list[tuple[pa.Table, ChunkResult]], entry: Entry | None) -> None:
         report = pending.report
         tables = [t for t, _ in parts]
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        templates: dict[str, tuple] = {}
         for _, chunk in parts:
             report.add(chunk)
-            for tid, stats in chunk.templates.items():
-                templates[tid] = _merge(templates.get(tid), stats)
         report.records = table.num_rows
-        pending.templates = templates
+        pending.templates = template_stats(table) if self.config.parse.learn_templates else {}
         max_line = self.config.parse.max_line_bytes
         if report.unparsed and report.unparsed == report.records:
             report.warnings.append("no known log layout recognised; every line kept as an unparsed record")
@@ -332,8 +338,8 @@ class Parser:
             report.warnings.append(f"{report.decode_errors} line(s) had invalid UTF-8; bytes replaced with U+FFFD")
         if report.truncated:
             report.warnings.append(f"{report.truncated} line(s) longer than {max_line} bytes truncated")
-        if self.cache is not None and pending.cache_key and table.num_rows:
-            self.cache.put(pending.cache_key, table)
+        if entry is not None and table.num_rows:
+            entry.commit(_counts_of(report))
         pending.table = table
         pending.jobs = []
 
@@ -359,20 +365,19 @@ def _merge(a: Optional[tuple], b: tuple) -> tuple:
     return a[0], a[1] + b[1], min(firsts) if firsts else None, max(lasts) if lasts else None
 
 
-def _account_cached(report: FileReport, table: pa.Table, data: bytes) -> None:
-    """Rebuild a cache hit's line accounting from the table itself (cheap columnar sums)."""
+_COUNT_FIELDS = tuple(f.name for f in fields(LineCounts))
+
+
+def _counts_of(report: FileReport) -> dict:
+    return {name: getattr(report, name) for name in _COUNT_FIELDS}
+
+
+def _account_cached(report: FileReport, table: pa.Table, counts: dict) -> None:
+    """A cache hit's line accounting: stored with the entry, so nothing is counted again."""
     report.status = "cached"
     report.records = table.num_rows
-    lines = reader.count_newlines(data) + (0 if data[-1:] == b"\n" else 1)
-    span = pc.sum(pc.add(pc.subtract(table["line_end"], table["line_no"]), 1)).as_py() or 0
-    report.lines = lines
-    report.blank = lines - span
-    report.unparsed = table.num_rows - (pc.sum(table["parsed"]).as_py() or 0)
-    report.continuation = span - table.num_rows
-    report.truncated = pc.sum(table["truncated"]).as_py() or 0
-    report.decode_errors = pc.sum(table["decode_error"]).as_py() or 0
-    report.layouts = {c["values"]: c["counts"] for c in pc.value_counts(table["layout"]).to_pylist()
-                      if c["values"] != "unparsed"}
+    for name in _COUNT_FIELDS:
+        setattr(report, name, counts[name])
 
 
 def parse_paths(paths, config: RCAConfig, *, progress: ProgressFn | None = None,
