@@ -72,6 +72,9 @@ class Scorer:
         self.analyzer = Analyzer(self.cfg)
         self.loaded = self.analyzer.model  # fail fast (the pod restarts) rather than serve without a model
         metrics.model_loaded(self.loaded.name, self.loaded.version)
+        from openstack_rca.warmup import SAMPLE
+
+        self.analyzer.score_documents([SAMPLE])  # the first pass pays for kernels and caches: not a caller
         self.grpc = None
         if SETTINGS.grpc_enabled:
             self.grpc = _start_grpc(self.analyzer, self.loaded, SETTINGS)
@@ -106,6 +109,8 @@ class Narrator:
         from openstack_rca.narrate import ClaudeNarrator
 
         self.narrator = ClaudeNarrator(load().narrative)
+        if self.narrator.available:
+            self.narrator._get_client()  # the SDK import, at start rather than in the first request
 
     @bentoml.api
     def narrate(self, report: dict) -> dict:
@@ -138,18 +143,54 @@ class RCA:
         self.cfg = load()
         self.analyzer = Analyzer(self.cfg, scorer=self._remote_score, narrator=_RemoteNarrator(self.narrator))
         self.loaded_at = None
+        self.started = time.monotonic()
+        self.warm: dict[str, Any] | None = None
         try:
-            self.analyzer.model  # the same loader as the scorer: vocabulary, counts and TF-IDF for diagnosis
+            self.analyzer.model  # the same loader as the scorer: vocabulary and counts for diagnosis
             self.loaded_at = time.time()
         except registry.ModelNotReady as exc:
             log.error("no model yet (%s); /readyz stays 503 until one is trained and the service restarts", exc)
         _STATE["rca"] = self
+        self._warm_task = None
+
+    @bentoml.on_startup
+    async def begin_warm_up(self) -> None:
+        """Start the warm-up once the event loop runs: the scorer is called synchronously, and BentoML's sync
+        client must be called from a thread the loop started (anyio), not from a thread of our own."""
+        if self.loaded_at is not None:
+            import asyncio
+
+            import anyio
+
+            self._warm_task = asyncio.get_running_loop().create_task(anyio.to_thread.run_sync(self._warm_up))
+
+    def _warm_up(self) -> None:
+        """One whole analysis (parse, remote scorer, embeddings, diagnosis) before /readyz says ready. The scorer
+        may still be starting: retry until it answers, then ready whatever the outcome (a failure is logged and
+        the first request pays instead)."""
+        from openstack_rca.warmup import warm_up
+
+        deadline, last, warm = time.monotonic() + SETTINGS.warm_up_timeout_s, None, None
+        while time.monotonic() < deadline:
+            try:
+                warm = warm_up(self.analyzer, mode=self.cfg.analyze.mode)
+                break
+            except Exception as exc:  # noqa: BLE001 - the scorer not up yet: try again shortly
+                last = exc
+                time.sleep(0.5)
+        else:
+            log.error("warm-up did not complete in %ss (%s); serving cold", SETTINGS.warm_up_timeout_s,
+                      type(last).__name__ if last else "timeout")
+            warm = {"error": type(last).__name__ if last else "timeout"}
+        warm["ready_after_s"] = round(time.monotonic() - self.started, 2)
+        log.info("ready: warm-up %s", warm)
+        self.warm = warm
 
     def _remote_score(self, table):
         return arrow_wire.loads(self.scorer.score_table(table=arrow_wire.dumps(arrow_wire.for_scoring(table))))
 
     def __is_ready__(self) -> bool:
-        return self.loaded_at is not None
+        return self.loaded_at is not None and self.warm is not None
 
     @bentoml.api(route="/analyze")
     def analyze(self, issue: str, logs: str | None = None, corpus: str | None = None, mode: str | None = None,
@@ -206,7 +247,7 @@ class RCA:
     def model_info(self) -> dict:
         m = self.analyzer.model
         return {"name": m.name, "version": m.version, "alias": m.alias, "source": m.source,
-                "loaded_at": m.loaded_at}
+                "loaded_at": m.loaded_at, "warm_up": self.warm}
 
 
 RCA.add_asgi_middleware(HTTPGuard, settings=SETTINGS, get_routes={"/model": _model_info, "/corpora": _corpora})

@@ -34,6 +34,8 @@ class ServeSettings:
     max_batch_size: int = 64
     max_latency_ms: int = 1000
     threads: int = 16
+    warm_up_timeout_s: int = 120
+    """How long the entry retries its start-up analysis while the scorer starts; then it serves cold."""
 
     @classmethod
     def from_env(cls) -> "ServeSettings":
@@ -48,4 +50,5 @@ class ServeSettings:
             max_batch_size=_int("RCA_SERVE_MAX_BATCH_SIZE", cls.max_batch_size),
             max_latency_ms=_int("RCA_SERVE_MAX_LATENCY_MS", cls.max_latency_ms),
             threads=_int("RCA_SERVE_THREADS", cls.threads),
+            warm_up_timeout_s=_int("RCA_SERVE_WARM_UP_TIMEOUT_S", cls.warm_up_timeout_s),
         )

@@ -25,7 +25,8 @@ from openstack_rca.score.deeplog import DeepLogConfig, fit, next_probs
 
 MIN_RECORDS = 200
 MIN_SESSIONS = 10
-PIP_REQUIREMENTS = ["tensorflow-cpu==2.21.0", "scikit-learn==1.9.1", "pyarrow==25.0.1", "numpy==2.3.5"]
+# what loading and scoring the logged model needs: the LSTM runs in numpy from lstm.npz, so no TensorFlow
+PIP_REQUIREMENTS = ["scikit-learn==1.9.1", "pyarrow==25.0.1", "numpy==2.3.5"]
 
 
 def train(paths: Iterable, cfg: RCAConfig, hp: DeepLogConfig, *,

@@ -617,6 +617,9 @@ def test_retrain_cronjob_in_chart(rendered, chart):
     cron = one(objs, "CronJob")
     _check_retrain(cron, "s3://acme-openstack-rca-logs/normal/")
     assert pod_labels(cron)["app.kubernetes.io/component"] == "retrain"
+    # training runs in the training image (TensorFlow); the serving image has none
+    repo, tag = rca_deployment(objs)["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)
+    assert pod_spec(cron)["containers"][0]["image"] == f"{repo}-train:{tag}"
     assert pod_spec(cron)["containers"][0]["envFrom"] == [{"configMapRef": {"name": f"{RELEASE}-config"}}]
     assert "MLFLOW_TRACKING_URI" in configmap_data(objs)
     # training needs no API, Chroma or Anthropic secret

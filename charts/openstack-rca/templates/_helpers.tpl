@@ -67,6 +67,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
+{{/* The retrain CronJob's image: the training Bento (bentofile.train.yaml, TensorFlow inside), by default
+   image.repository + "-train" at the same tag. The serving image carries no TensorFlow. */}}
+{{- define "openstack-rca.trainImage" -}}
+{{- $r := .Values.retrain.image }}
+{{- printf "%s:%s" (default (printf "%s-train" .Values.image.repository) $r.repository) (default (default .Chart.AppVersion .Values.image.tag) $r.tag) }}
+{{- end }}
+
 {{- define "openstack-rca.chromaImage" -}}
 {{- if .Values.chroma.image.repository }}
 {{- printf "%s:%s" .Values.chroma.image.repository (default (default .Chart.AppVersion .Values.image.tag) .Values.chroma.image.tag) }}
