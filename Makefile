@@ -54,7 +54,11 @@ test: $(STAMP)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) || echo "chromium unavailable: the browser test will skip"
 	$(PY) -m pytest
 
+# Whole processes first (what a user waits for: CLI, service cold start, image size), then the in-process figures.
 bench: $(STAMP)
+	$(PY) benchmarks/cli_latency.py
+	$(PY) benchmarks/service_latency.py
+	$(PY) benchmarks/image_size.py
 	$(PY) benchmarks/parse_accuracy.py
 	$(PY) benchmarks/parse_throughput.py
 	$(PY) benchmarks/score_throughput.py

@@ -25,10 +25,8 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
@@ -36,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.loghub import require_loghub, scaled_corpus  # noqa: E402
+from benchmarks.proc import timed  # noqa: E402
 
 # loghub's OpenStack log format, as its benchmarks turn it into a regex for Drain
 _DRAIN = r"""
@@ -60,19 +59,6 @@ print(n, "lines,", len(miner.drain.clusters), "clusters", file=sys.stderr)
 def rca_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("rca")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "openstack_rca"]
-
-
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of one process, as GNU time's %e and %M count them."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stderr = proc.stderr.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    secs = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}): {stderr.decode(errors='replace').strip()[-500:]}")
-    return secs, usage.ru_maxrss / 1024
 
 
 def measure(name: str, cmd: list[str], repeats: int, env: dict[str, str], home: Path | None) -> dict:
