@@ -38,6 +38,8 @@ demo: $(STAMP)
 
 # Serve the demo's model over HTTP (3000) and gRPC (8001): `make demo` first if there is no model yet.
 serve: export RCA_HOME := $(CURDIR)/$(DEMO_DIR)/home
+serve: export MALLOC_ARENA_MAX := 2
+serve: export ARROW_DEFAULT_MEMORY_POOL := system
 serve: $(STAMP)
 	@test -d $(DEMO_DIR)/home/models || $(MAKE) demo
 	$(VENV)/bin/bentoml serve --port 3000

@@ -81,9 +81,9 @@ class Scorer:
         self.analyzer = Analyzer(self.cfg)
         self.loaded = self.analyzer.model  # fail fast (the pod restarts) rather than serve without a model
         metrics.model_loaded(self.loaded.name, self.loaded.version)
-        from openstack_rca.warmup import SAMPLE
+        from openstack_rca.warmup import incident_text
 
-        self.analyzer.score_documents([SAMPLE])  # the first pass pays for kernels and caches: not a caller
+        self.analyzer.score_documents([incident_text()])  # the first pass pays for kernels and caches: not a caller
         _freeze_heap()
         self.grpc = None
         if SETTINGS.grpc_enabled:
@@ -125,6 +125,11 @@ class Narrator:
     @bentoml.api
     def narrate(self, report: dict) -> dict:
         return self.narrator.narrate(report)
+
+    @bentoml.api
+    def ping(self) -> dict:
+        """What the entry's warm-up calls: opens the connection without asking Claude anything."""
+        return {"claude": self.narrator.available}
 
 
 class _RemoteNarrator:
@@ -184,6 +189,7 @@ class RCA:
         while time.monotonic() < deadline:
             try:
                 warm = warm_up(self.analyzer, mode=self.cfg.analyze.mode)
+                self.narrator.ping()
                 break
             except Exception as exc:  # noqa: BLE001 - the scorer not up yet: try again shortly
                 last = exc
