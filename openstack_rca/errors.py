@@ -15,3 +15,19 @@ class InputNotFound(InvalidInput, FileNotFoundError):
 
 class ConfigError(InvalidInput):
     """A config file or RCA_* variable holds a value that cannot be used (CLI exit 2)."""
+
+
+class StoreBusy(RCAError):
+    """Another writer holds the corpus (HTTP 409; retry shortly)."""
+
+
+class StorageFull(RCAError, OSError):
+    """The disk (or quota) under RCA_HOME is full; nothing was published (HTTP 507)."""
+
+
+class DependencyDown(RCAError):
+    """A collaborator (scorer, MLflow, Chroma, S3) does not answer (HTTP 503 with Retry-After)."""
+
+
+class UntrustedInput(InvalidInput):
+    """Input refused for safety: a decompression bomb, an archive member escaping its root (HTTP 422)."""
