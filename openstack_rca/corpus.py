@@ -1,28 +1,35 @@
 """Ingested corpora: logs parsed and scored once, kept for fast analysis.
 
-``rca ingest PATH... --corpus NAME`` stores the parsed records and the model's per-record scores as Parquet under
-RCA_HOME/corpora/NAME and indexes the corpus's templates in Chroma. Analysis of an ingested corpus then reads two
-Parquet files instead of parsing and scoring again. Scores record the model version that made them; a corpus
-scored by another version is re-scored on first use. The templates' embeddings are kept with the records too
-(``vectors.parquet``), so a hybrid analysis of the corpus needs neither Chroma nor its import.
+``rca ingest PATH... --corpus NAME`` stores the parsed records and the model's per-record scores as Parquet and
+indexes the corpus's templates in Chroma. Analysis of an ingested corpus then reads two Parquet files instead of
+parsing and scoring again. Scores record the model version that made them; a corpus scored by another version is
+re-scored on first use. The templates' embeddings are kept with the records too (``vectors.parquet``), so a hybrid
+analysis of the corpus needs neither Chroma nor its import.
+
+Each write publishes a new immutable *version* (records, scores, vectors, meta together); a reader resolves the
+current version once and keeps it for the whole request, so concurrent ingests, re-scores and crashes never show
+it a half-written or mixed corpus. ``CorpusStore`` is that contract; ``store(cfg)`` gives the local one.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import logging
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .config import RCAConfig
-from .errors import InputNotFound
 from .retrieve.index import collection_name
+
+log = logging.getLogger(__name__)
+FILES = ("records.parquet", "scores.parquet", "vectors.parquet", "meta.json")
 
 
 @dataclass
@@ -36,38 +43,77 @@ class Vectors:
 
 @dataclass
 class Corpus:
+    """One version of a corpus, read whole: later writes publish other versions and never change this one."""
+
     name: str
     table: pa.Table
     scores: pa.Table | None
     meta: dict[str, Any]
     vectors: Vectors | None = None  # None: ingested without them (before they were kept, or Chroma was down)
+    version: str = ""  # the store's id of this version: caches key on it
 
 
-def corpus_dir(cfg: RCAConfig, name: str) -> Path:
-    collection_name(name)  # validates the name
-    return cfg.corpora_dir / name
+class CorpusStore(Protocol):
+    """Where corpora live. Writers of one name are serialised (StoreBusy when another holds it too long);
+    readers never wait and always see one complete version."""
+
+    def publish(self, name: str, table: pa.Table, scores: pa.Table, meta: dict[str, Any],
+                vectors: Vectors | None = None) -> str:
+        """Write a new version and make it current; returns its id. StorageFull keeps the previous one."""
+
+    def rescore(self, base: Corpus, scores: pa.Table, **meta: Any) -> Corpus | None:
+        """``base`` with new scores and meta, published unless another version replaced ``base`` meanwhile
+        (then None). Fails fast with StoreBusy: the caller can keep the scores for its own request."""
+
+    def open(self, name: str) -> Corpus:
+        """The current version, read whole (InputNotFound when there is none)."""
+
+    def current(self, name: str) -> str | None:
+        """The current version's id, cheaply (None when the corpus does not exist)."""
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every readable corpus's meta; unreadable ones are logged and left out."""
+
+    def delete(self, name: str) -> None: ...
+
+    def cleanup(self) -> dict[str, int]:
+        """Remove what crashed writers left behind and versions no reader can still hold."""
 
 
-def save(cfg: RCAConfig, name: str, table: pa.Table, scores: pa.Table, meta: dict[str, Any],
-         vectors: Vectors | None = None) -> Path:
-    d = corpus_dir(cfg, name)
-    tmp = d.with_name(d.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    pq.write_table(table, tmp / "records.parquet", compression="zstd")
-    save_scores(tmp, scores)
+def store(cfg: RCAConfig) -> CorpusStore:
+    from .store import LocalCorpusStore
+
+    return LocalCorpusStore(cfg.corpora_dir, lock_timeout_s=cfg.store.lock_timeout_s, grace_s=cfg.store.grace_s)
+
+
+# -- one version's files: what any store writes and reads ------------------------------------------------------
+def write_version(directory: Path, table: pa.Table | None, scores: pa.Table, meta: dict[str, Any],
+                  vectors: Vectors | None = None) -> None:
+    """Write a version's files (``table`` None: the records are already there, e.g. linked from the last one)."""
+    directory = Path(directory)
+    if table is not None:
+        pq.write_table(table, directory / "records.parquet", compression="zstd")
+    pq.write_table(scores, directory / "scores.parquet", compression="zstd")
     if vectors is not None and len(vectors.ids):
-        save_vectors(tmp, vectors)
-    meta = {**meta, "name": name, "records": table.num_rows,
+        save_vectors(directory, vectors)
+    (directory / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
+def stamp_meta(name: str, table: pa.Table, meta: dict[str, Any]) -> dict[str, Any]:
+    return {**meta, "name": name, "records": table.num_rows,
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    shutil.rmtree(d, ignore_errors=True)
-    tmp.rename(d)
-    return d
 
 
-def save_scores(directory: Path, scores: pa.Table) -> None:
-    pq.write_table(scores, Path(directory) / "scores.parquet", compression="zstd")
+def read_version(directory: Path, name: str, version: str) -> Corpus:
+    """Read a version whole. Which optional files it has is decided once, from its listing: a version removed
+    mid-read then raises FileNotFoundError (the caller reads the newer one) instead of losing its scores."""
+    d = Path(directory)
+    present = set(os.listdir(d))
+    meta = json.loads((d / "meta.json").read_text())
+    table = pq.read_table(d / "records.parquet")
+    scores = pq.read_table(d / "scores.parquet") if "scores.parquet" in present else None
+    vectors = load_vectors(d, required=True) if "vectors.parquet" in present else None
+    return Corpus(name, table, scores, meta, vectors, version)
 
 
 def save_vectors(directory: Path, vectors: Vectors) -> None:
@@ -78,9 +124,9 @@ def save_vectors(directory: Path, vectors: Vectors) -> None:
     pq.write_table(t, Path(directory) / "vectors.parquet")
 
 
-def load_vectors(directory: Path) -> Vectors | None:
+def load_vectors(directory: Path, *, required: bool = False) -> Vectors | None:
     p = Path(directory) / "vectors.parquet"
-    if not p.is_file():
+    if not required and not p.is_file():
         return None
     t = pq.read_table(p)
     model = (t.schema.metadata or {}).get(b"embedding_model", b"").decode()
@@ -90,38 +136,47 @@ def load_vectors(directory: Path) -> Vectors | None:
     return Vectors(model, t["template_id"].to_pylist(), matrix)
 
 
+# -- the calls the shells use -----------------------------------------------------------------------------------
+def corpus_dir(cfg: RCAConfig, name: str) -> Path:
+    """The corpus's directory (validates the name); its versions live inside."""
+    collection_name(name)
+    return cfg.corpora_dir / name
+
+
+def save(cfg: RCAConfig, name: str, table: pa.Table, scores: pa.Table, meta: dict[str, Any],
+         vectors: Vectors | None = None) -> str:
+    return store(cfg).publish(name, table, scores, meta, vectors)
+
+
 def load(cfg: RCAConfig, name: str) -> Corpus:
-    d = corpus_dir(cfg, name)
-    if not (d / "meta.json").is_file():
-        known = ", ".join(list_names(cfg)) or "none yet"
-        raise InputNotFound(f"no corpus named {name!r} (ingested: {known}); run rca ingest PATH --corpus {name}")
-    meta = json.loads((d / "meta.json").read_text())
-    table = pq.read_table(d / "records.parquet")
-    scores = pq.read_table(d / "scores.parquet") if (d / "scores.parquet").is_file() else None
-    return Corpus(name, table, scores, meta, load_vectors(d))
+    return store(cfg).open(name)
 
 
-def stamp(cfg: RCAConfig, name: str) -> float:
-    """Changes whenever the corpus is written (0.0 when it does not exist)."""
-    p = corpus_dir(cfg, name) / "meta.json"
-    try:
-        return p.stat().st_mtime_ns
-    except FileNotFoundError:
-        return 0.0
+def stamp(cfg: RCAConfig, name: str) -> str:
+    """The current version's id ("" when the corpus does not exist): changes whenever the corpus is written."""
+    return store(cfg).current(name) or ""
 
 
-def update_meta(cfg: RCAConfig, name: str, **changes: Any) -> None:
-    p = corpus_dir(cfg, name) / "meta.json"
-    meta = json.loads(p.read_text())
-    meta.update(changes)
-    p.write_text(json.dumps(meta, indent=1))
+def rescore(cfg: RCAConfig, base: Corpus, scores: pa.Table, **meta: Any) -> Corpus | None:
+    return store(cfg).rescore(base, scores, **meta)
 
 
 def list_names(cfg: RCAConfig) -> list[str]:
-    if not cfg.corpora_dir.is_dir():
-        return []
-    return sorted(p.parent.name for p in cfg.corpora_dir.glob("*/meta.json"))
+    return [m["name"] for m in list_corpora(cfg)]
 
 
 def list_corpora(cfg: RCAConfig) -> list[dict[str, Any]]:
-    return [json.loads((cfg.corpora_dir / n / "meta.json").read_text()) for n in list_names(cfg)]
+    return store(cfg).list()
+
+
+def delete(cfg: RCAConfig, name: str) -> None:
+    store(cfg).delete(name)
+
+
+def cleanup(cfg: RCAConfig) -> dict[str, int]:
+    """Run at start: removes staging left by killed writers and versions nobody reads. Never fails the caller."""
+    try:
+        return store(cfg).cleanup()
+    except OSError as exc:
+        log.warning("corpus cleanup skipped: %s", exc.strerror or exc)
+        return {}

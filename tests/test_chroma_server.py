@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from openstack_rca import simulate
+from openstack_rca import corpus, simulate
 from openstack_rca.analyze import Analyzer
-from openstack_rca.retrieve import RetrievalUnavailable
+from openstack_rca.retrieve import RetrievalUnavailable, collection_name
 
 ISSUE = "volume attach fails"
 
@@ -80,7 +80,7 @@ def test_server_mode_ingest_and_analyze(trained, incident, chroma_server, monkey
 
     # the documents live in the server
     client = chromadb.HttpClient(host="127.0.0.1", port=port)
-    col = client.get_collection("rca-cinder-srv")
+    col = client.get_collection(collection_name("cinder-srv"))
     assert col.count() == res["templates"]
     meta = col.get(limit=1, include=["metadatas"])["metadatas"][0]
     assert {"template_id", "service", "level", "count", "source", "line_no"} <= set(meta)
@@ -98,7 +98,7 @@ def test_server_mode_ingest_and_analyze(trained, incident, chroma_server, monkey
 
     # the vectors kept with the corpus give what Chroma's cosine distances give (a corpus ingested before they
     # were kept is answered from its collection)
-    vectors = cfg.corpora_dir / "cinder-srv" / "vectors.parquet"
+    vectors = cfg.corpora_dir / "cinder-srv" / corpus.stamp(cfg, "cinder-srv") / "vectors.parquet"
     assert vectors.is_file()
     kept = vectors.read_bytes()
     vectors.unlink()

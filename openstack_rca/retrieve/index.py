@@ -10,6 +10,7 @@ to a Chroma server, sending ``CHROMA_TOKEN`` as a bearer token when there is one
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any, Callable
 
@@ -29,10 +30,13 @@ class RetrievalUnavailable(RCAError):
 
 
 def collection_name(corpus: str) -> str:
-    """Chroma wants 3-512 chars of [a-zA-Z0-9._-], alphanumeric at both ends."""
+    """The corpus's Chroma collection, one per exact name: a readable prefix plus a hash of the name, because
+    Chroma (3-63 characters, alphanumeric at both ends, no '..') cannot tell ``a``, ``a.`` and ``a-`` apart by
+    the name alone. Corpora indexed under the older naming (``rca-<name>``) must be ingested again."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}", corpus or ""):
         raise InvalidInput(f"corpus name {corpus!r}: use letters, digits, '.', '_' or '-' (at most 101 characters)")
-    return f"rca-{corpus}".rstrip("._-") or "rca-corpus"
+    prefix = corpus.replace(".", "_")[:40].rstrip("_-")
+    return f"rca-{prefix}-{hashlib.sha256(corpus.encode()).hexdigest()[:8]}"
 
 
 def connect(cfg: RCAConfig, env=None):
@@ -133,7 +137,8 @@ class SemanticIndex:
             return self.client.get_collection(name, embedding_function=None)
         except Exception as exc:  # noqa: BLE001
             if not create and "does not exist" in str(exc).lower():
-                raise RetrievalUnavailable(f"corpus {corpus!r} has no semantic index (run rca ingest)") from None
+                raise RetrievalUnavailable(f"corpus {corpus!r} has no semantic index (or was indexed under the "
+                                           "older collection naming): run rca ingest for it again") from None
             raise RetrievalUnavailable(f"Chroma: {type(exc).__name__}: {_first_line(exc)}") from None
 
     def index(self, corpus: str, table: pa.Table, progress: ProgressFn | None = None) -> dict[str, Any]:
