@@ -16,12 +16,13 @@ import time
 from typing import Any, Callable, Iterable, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import corpus as corpus_store
 from . import registry
 from .config import RCAConfig
 from .diagnose import diagnose, parse_issue
-from .errors import InvalidInput
+from .errors import InvalidInput, RCAError
 from .narrate.claude import ClaudeNarrator, TextFn
 from .retrieve import (Embedder, EmbeddingUnavailable, RetrievalUnavailable, SemanticIndex, Similarity, connect,
                        template_texts)
@@ -29,6 +30,20 @@ from .retrieve import (Embedder, EmbeddingUnavailable, RetrievalUnavailable, Sem
 log = logging.getLogger(__name__)
 MODES = ("hybrid", "fast")
 MAX_ISSUE_CHARS = 2000
+
+
+def require_records(table: pa.Table, totals: dict[str, Any], where: Sequence[Any]) -> None:
+    """Logs with no record in a known layout cannot be diagnosed: raise InvalidInput saying what was found, so a
+    shell answers at once (exit 2, HTTP 422) instead of reporting "no evidence" on nothing."""
+    if table.num_rows and pc.any(table["parsed"]).as_py():
+        return
+    place = ", ".join(str(p) for p in where) or "the input"
+    files, lines = int(totals.get("files", 0) or 0), int(totals.get("lines", 0) or 0)
+    if not lines:
+        found = f"{files} file(s), no lines" if files else "0 files"
+    else:
+        found = (f"{files} file(s), " if files else "") + f"{lines} line(s), none in a known log layout"
+    raise InvalidInput(f"no log records in {place}: {found}; point it at OpenStack service logs (e.g. /var/log/nova)")
 
 
 def _ms(t0: float) -> float:
@@ -48,7 +63,8 @@ class Analyzer:
         self._embedder = embedder
         self._index: SemanticIndex | None = None
         self._lock = threading.RLock()
-        self._corpora: dict[str, tuple[float, corpus_store.Corpus]] = {}
+        self._corpora: dict[str, corpus_store.Corpus] = {}  # name -> the last version read (Corpus.version)
+        corpus_store.cleanup(cfg)  # what killed writers left behind; corpora being written are skipped
 
     # -- collaborators, loaded on first use -------------------------------------------------------------------
     @property
@@ -131,6 +147,8 @@ class Analyzer:
 
             result = Parser(self.cfg).parse(paths, progress)
             table, totals = result.table, result.summary()["totals"]
+        require_records(table, totals if text is None else {**totals, "files": 0},
+                        paths if text is None else ["the log text"])
         t_parse = _ms(t0)
         t1 = time.perf_counter()
         m = self.model
@@ -173,19 +191,35 @@ class Analyzer:
         return Similarity(query, embedder=emb, texts=template_texts(tab))
 
     def _load_corpus(self, name: str) -> corpus_store.Corpus:
-        """Ingested corpora stay in memory between analyses (a service answers many questions about one
-        incident); a re-ingest changes meta.json and is picked up."""
-        stamp = corpus_store.stamp(self.cfg, name)
+        """The corpus's current version, pinned for the caller's whole request. Versions stay in memory between
+        analyses (a service answers many questions about one incident); a re-ingest publishes a new version
+        id and is picked up."""
+        version = corpus_store.stamp(self.cfg, name)
         with self._lock:
             hit = self._corpora.get(name)
-            if hit and hit[0] == stamp:
-                return hit[1]
+            if hit is not None and hit.version == version:
+                return hit
         c = corpus_store.load(self.cfg, name)
+        self._remember(c)
+        return c
+
+    def _remember(self, c: corpus_store.Corpus) -> None:
         with self._lock:
+            self._corpora.pop(c.name, None)
             if len(self._corpora) >= 4:
                 self._corpora.pop(next(iter(self._corpora)))
-            self._corpora[name] = (stamp, c)
-        return c
+            self._corpora[c.name] = c
+
+    def _keep_scores(self, c: corpus_store.Corpus, scores: pa.Table, m: registry.LoadedModel) -> None:
+        """Publish the re-scored corpus as a new version, unless another request is writing it (this request
+        still uses its scores) or a re-ingest replaced it meanwhile."""
+        try:
+            new = corpus_store.rescore(self.cfg, c, scores, model={"name": m.name, "version": m.version})
+        except RCAError as exc:  # StoreBusy, StorageFull: the answer does not depend on keeping them
+            log.warning("re-scored corpus %r not kept: %s", c.name, exc)
+            return
+        if new is not None:
+            self._remember(new)
 
     def _score(self, table: pa.Table) -> pa.Table:
         return self._scorer(table) if self._scorer is not None else self.model.bundle.score(table)
@@ -220,6 +254,20 @@ class Analyzer:
             t = time.perf_counter()
             c = self._load_corpus(corpus)
             timings["corpus"] = _ms(t)
+        elif paths is not None:  # logs with no records are bad input too: say so before loading any model
+            from .parse import Parser
+
+            t = time.perf_counter()
+            result = Parser(self.cfg).parse(list(paths))
+            timings["parse"] = _ms(t)
+            require_records(result.table, result.summary()["totals"], paths)
+        elif text is not None:
+            from .parse.text import parse_text, totals
+
+            t = time.perf_counter()
+            res = parse_text(text, "request", max_line_bytes=self.cfg.parse.max_line_bytes)
+            timings["parse"] = _ms(t)
+            require_records(res.table, {**totals(res), "files": 0}, ["the log text"])
         first_load = self._loaded is None
         m = self.model
         timings["load"] = round(m.load_ms, 1) if first_load else 0.0  # once per process: a server pays it at start
@@ -235,20 +283,10 @@ class Analyzer:
             else:
                 mode_used = mode
         elif paths is not None:
-            from .parse import Parser
-
-            t = time.perf_counter()
-            result = Parser(self.cfg).parse(list(paths))
-            timings["parse"] = _ms(t)
             tab = result.table
             source = {"paths": [str(p) for p in paths], "records": tab.num_rows, "input": result.summary()["totals"]}
             mode_used = mode
         elif text is not None:
-            from .parse.text import parse_text, totals
-
-            t = time.perf_counter()
-            res = parse_text(text, "request", max_line_bytes=self.cfg.parse.max_line_bytes)
-            timings["parse"] = _ms(t)
             tab = res.table
             source = {"records": tab.num_rows, "input": totals(res)}
             mode_used = mode
@@ -261,10 +299,7 @@ class Analyzer:
             scores = self._score(tab)
             timings["score"] = _ms(t)
             if corpus is not None:
-                corpus_store.save_scores(corpus_store.corpus_dir(self.cfg, corpus), scores)
-                corpus_store.update_meta(self.cfg, corpus, model={"name": m.name, "version": m.version})
-                with self._lock:
-                    self._corpora.pop(corpus, None)
+                self._keep_scores(c, scores, m)
 
         parsed = parse_issue(issue)
         semantic = None

@@ -34,6 +34,12 @@ class ParseConfig:
     """Year for syslog/journald timestamps, which carry none; 0 = the file's modification year."""
     learn_templates: bool = True
     """Add templates first seen in this run to the persistent template store."""
+    max_uncompressed_bytes: int = 2 * 1024**3
+    """A compressed file or an archive (.tar, .tar.gz, .tgz, .zip) whose contents decompress to more is refused
+    as a possible decompression bomb."""
+    max_compression_ratio: int = 200
+    """Same for contents more than this many times the size on disk (logs compress 5-30x); checked once more
+    than 16 MiB came out."""
 
     def __post_init__(self) -> None:
         if self.workers < 0:
@@ -42,6 +48,10 @@ class ParseConfig:
             raise ConfigError(f"parse.chunk_bytes must be >= 65536 (got {self.chunk_bytes})")
         if self.max_line_bytes < 1024:
             raise ConfigError(f"parse.max_line_bytes must be >= 1024 (got {self.max_line_bytes})")
+        if self.max_uncompressed_bytes < 1024:
+            raise ConfigError(f"parse.max_uncompressed_bytes must be >= 1024 (got {self.max_uncompressed_bytes})")
+        if self.max_compression_ratio < 2:
+            raise ConfigError(f"parse.max_compression_ratio must be >= 2 (got {self.max_compression_ratio})")
 
 
 @dataclass(frozen=True)
@@ -155,6 +165,20 @@ class AnalyzeConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    """The corpus store (ingested corpora)."""
+
+    lock_timeout_s: float = 5.0
+    """How long a writer waits for another writer of the same corpus before answering StoreBusy (HTTP 409)."""
+    grace_s: float = 60.0
+    """Versions older than the previous one are deleted only after this long (a reader may still hold them)."""
+
+    def __post_init__(self) -> None:
+        if self.lock_timeout_s < 0 or self.grace_s < 0:
+            raise ConfigError("store.lock_timeout_s and store.grace_s must be >= 0")
+
+
+@dataclass(frozen=True)
 class RCAConfig:
     """Everything the library needs to know, in one place."""
 
@@ -165,6 +189,7 @@ class RCAConfig:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     narrative: NarrativeConfig = field(default_factory=NarrativeConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     @property
     def cache_dir(self) -> Path:

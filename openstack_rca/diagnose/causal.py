@@ -170,11 +170,13 @@ def service_frames(raw: str | None) -> int:
 
 def find_incident(c: Clusters, susp: np.ndarray, fit: np.ndarray, links: Links, rows: Rows, *, order: np.ndarray,
                   sev_rec: np.ndarray, strong: np.ndarray, noid: np.ndarray,
-                  host: np.ndarray | None = None) -> Incident | None:
+                  host: np.ndarray | None = None, untrusted: np.ndarray | None = None) -> Incident | None:
     """``fit``: per cluster, how well it matches the issue (relevance x time x host), 0..1. ``noid``: per record,
     it carries no request or instance id: a service-level event (a broker alarm, an agent crash) that no id links
     to anything, which may still open an incident. ``host``: per record, a code for the host its file names (-1:
-    none); an error of such an event on the anchor's host counts up to HOST_S before it."""
+    none); an error of such an event on the anchor's host counts up to HOST_S before it. ``untrusted``: per
+    record, its text reads like instructions to an AI: never the root, a precursor or the same failure (the
+    caller leaves such clusters out of ``strong``, so none anchors)."""
     cand = np.flatnonzero(strong)
     if len(cand) == 0:
         return None
@@ -197,7 +199,8 @@ def find_incident(c: Clusters, susp: np.ndarray, fit: np.ndarray, links: Links, 
     lone = noid & ~routine & (order <= t_a) & (((sev_rec >= ERROR) & (order >= g_start))
                                               | ((sev_rec >= ERROR) & same_host & (order >= t_a - HOST_S))
                                               | ((sev_rec >= STRONG) & (order >= t_a - PRE_S)))
-    pool = np.flatnonzero(((on_chain & window & (sev_rec >= STRONG) & ~c.housekeeping[c.code]) | lone))
+    trusted = ~untrusted if untrusted is not None else np.ones(len(order), bool)
+    pool = np.flatnonzero(((on_chain & window & (sev_rec >= STRONG) & ~c.housekeeping[c.code]) | lone) & trusted)
     errors = pool[sev_rec[pool] >= ERROR]
     pick = errors if len(errors) else pool
     r0 = int(pick[np.lexsort((pick, order[pick]))][0]) if len(pick) else ra
@@ -208,14 +211,14 @@ def find_incident(c: Clusters, susp: np.ndarray, fit: np.ndarray, links: Links, 
     svc = rows.get("service", r0)
     near = links.request_rows(r0)
     near = near[(order[near] >= t0) & (order[near] <= t0 + BURST_S) & (sev_rec[near] >= ERROR)]
-    near = [int(r) for r in near if rows.get("service", int(r)) == svc]
+    near = [int(r) for r in near if rows.get("service", int(r)) == svc and trusted[r]]
     depth = {r: service_frames(rows.get("raw", r)) for r in near}
     root_row = r0
     if depth and max(depth.values()) > depth.get(r0, service_frames(rows.get("raw", r0))):
         root_row = max(depth, key=lambda r: (depth[r], -order[r]))
     root = int(c.code[root_row])
     pre = np.flatnonzero((on_chain | (noid & ~routine)) & (sev_rec >= 0.4) & ~c.housekeeping[c.code]
-                         & (order < t0) & (order >= t0 - PRE_S))
+                         & (order < t0) & (order >= t0 - PRE_S) & trusted)
     # closest first: the root's own service and chain, then the most severe, then the latest
     close = np.array([on_chain[r] or rows.get("service", int(r)) == svc for r in pre], dtype=bool)
     if close.sum() >= 2:

@@ -4,7 +4,9 @@ Pure computation on what earlier layers produced (the parsed table, the model's 
 similarities); no I/O, so the CLI, the service and the dashboard get the same answer from the same inputs.
 The order of work: one clock for all files, template clusters judged by what they say and by the model (as far
 as it knows these logs), relevance to the issue, the incident and its root cause (``causal``), then the report
-(``findings``).
+(``findings``). Log text is untrusted: a cluster with a line that reads like instructions to an AI (``untrusted``)
+is shown as evidence marked ``"untrusted": true`` with a warning, and never anchors the incident or becomes its
+root cause.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pyarrow.compute as pc
 
 from ..parse.timestamps import iso, to_epoch
 from ..score.bundle import ModelBundle
-from . import causal, clock, findings
+from . import causal, clock, findings, untrusted
 from .categories import classify
 from .chains import Links
 from .clusters import build_clusters
@@ -73,6 +75,11 @@ def diagnose(table: pa.Table, scores: pa.Table, bundle: ModelBundle, issue: Issu
     named = c.housekeeping & (rv.rel >= NAMED) & about_housekeeping
     susp = causal.suspicion(c, fam.weight, named)
     strong = (c.severity >= causal.STRONG) & (~c.housekeeping | named)
+    # text that addresses the reader (instructions to an AI) is shown as data, never taken as the cause or anchor
+    planted = untrusted.flags(table)
+    planted_c = np.zeros(len(c), bool)
+    planted_c[c.code[planted]] = True
+    cause_ok = strong & ~planted_c
     finite = epoch[np.isfinite(epoch)]
     since = issue.since(float(finite.max()) if len(finite) else None)
     when = time_fit(c, since)
@@ -82,8 +89,9 @@ def diagnose(table: pa.Table, scores: pa.Table, bundle: ModelBundle, issue: Issu
 
     noid = ~pc.or_(pc.or_(pc.is_valid(table["request_id"]), pc.is_valid(table["global_request_id"])),
                    pc.is_valid(table["instance_id"])).to_numpy(zero_copy_only=False)
-    inc = causal.find_incident(c, susp, fit, links, rows, order=clk.order, sev_rec=sev_rec, strong=strong,
-                               noid=noid, host=host_codes(table)) if strong.any() else None
+    inc = causal.find_incident(c, susp, fit, links, rows, order=clk.order, sev_rec=sev_rec, strong=cause_ok,
+                               noid=noid, host=host_codes(table),
+                               untrusted=planted_c[c.code] if planted.any() else None) if cause_ok.any() else None
 
     warnings = _warnings(fam, clk, issue)
     ratio = causal.baseline_ratio(c, clk.order, inc.onset, inc.end) if inc else np.full(len(c), np.inf)
@@ -92,15 +100,18 @@ def diagnose(table: pa.Table, scores: pa.Table, bundle: ModelBundle, issue: Issu
     shown_rows = {inc.root: inc.root_row} if inc else {}
     evidence = findings.evidence(table, scores, bundle, c, ranked, roles, shown_rows, susp=susp, rv=rv, fam=fam,
                                  semantic=semantic is not None, onset=inc.onset if inc else np.nan,
-                                 baseline=ratio)
+                                 baseline=ratio, untrusted=planted_c)
     rel_inc = max(incident_relevance(rv, table, c, inc.root, inc.root_row, inc.chain_rows, clk.order),
                   0.9 * float(sym[inc.anchor])) if inc else 0.0
-    confidence, why = _confidence(c, rv.rel, rel_inc, when, host, fam, inc, strong)
+    confidence, why = _confidence(c, rv.rel, rel_inc, when, host, fam, inc, cause_ok)
+    if strong.any() and not cause_ok.any():
+        why = "the only WARNING or worse records read like instructions to an AI, not log messages"
     stats = {"records": table.num_rows, "clusters": len(c),
              "incidents": len(causal.time_groups(c, strong, clk.order, sev_rec)),
              "suspicious_clusters": int(strong.sum()), "model_known_records": round(fam.known, 3),
              "model_unexpected_records": round(fam.unexpected, 3)}
     series = findings.series(table, clk, sev_rec, c)
+    warnings.extend(untrusted.WARNING.format(id=ev["id"]) for ev in evidence if ev.get("untrusted"))
     if inc is None or confidence < NO_EVIDENCE:
         root = _no_evidence(why)
         root["confidence"] = round(confidence, 3)
@@ -109,7 +120,8 @@ def diagnose(table: pa.Table, scores: pa.Table, bundle: ModelBundle, issue: Issu
         affected = findings.empty_affected()
         timeline = findings.timeline(evidence, False)
     else:
-        root = _root(table, rows, evidence[0], inc, confidence, issue, c, links, clk.order, sev_rec, evidence)
+        root = _root(table, rows, evidence[0], inc, confidence, issue, c, links, clk.order, sev_rec, evidence,
+                     planted)
         onset = iso(epoch[int(c.first_row[inc.members[0]])]) if len(inc.members) else None
         affected = findings.affected(table, c, inc, links)
         timeline = findings.timeline(evidence, True)
@@ -200,7 +212,7 @@ def _warnings(fam, clk, issue: Issue) -> list[str]:
 
 
 def _root(table, rows, ev: dict[str, Any], inc, confidence: float, issue: Issue, c, links, order, sev_rec,
-          evidence) -> dict[str, Any]:
+          evidence, planted: np.ndarray) -> dict[str, Any]:
     r = inc.root_row
     exception = rows.get("exception", r)
     loc = locate(rows.get("raw", r) or "", rows.get("message", r) or "", rows.get("component", r), exception)
@@ -214,7 +226,7 @@ def _root(table, rows, ev: dict[str, Any], inc, confidence: float, issue: Issue,
         "quote": quote, "evidence_id": ev["id"], "service": ev["service"], "host": host,
         "host_matches": (not issue.hosts) or any(h in hay for h in issue.hosts),
         "first_seen": ev["first_seen"], "code": loc.as_dict() if loc else None,
-        "chain": findings.chain(table, c, inc, links, order, sev_rec, evidence),
+        "chain": findings.chain(table, c, inc, links, order, sev_rec, evidence, untrusted=planted),
     }
 
 

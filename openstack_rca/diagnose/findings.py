@@ -47,7 +47,9 @@ def empty_affected() -> dict[str, list[str]]:
 
 def evidence(table: pa.Table, scores: pa.Table, bundle, c, order: list[int], roles: dict[int, str],
              shown_rows: dict[int, int], *, susp: np.ndarray, rv, fam, semantic: bool,
-             onset: float, baseline: np.ndarray) -> list[dict[str, Any]]:
+             onset: float, baseline: np.ndarray, untrusted: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """``untrusted``: per cluster, its text reads like instructions to an AI; such items carry
+    ``"untrusted": true`` (and only they carry the key, so other reports stay as they were)."""
     rows = [int(shown_rows.get(k, c.first_row[k])) for k in order]
     cols = ("source", "line_no", "message", "service", "level", "component", "timestamp", "exception", "raw",
             "request_id")
@@ -83,11 +85,13 @@ def evidence(table: pa.Table, scores: pa.Table, bundle, c, order: list[int], rol
             "component": pick["component"][i], "first_seen": iso(c.first_ts[k]), "last_seen": iso(c.last_ts[k]),
             "row": rows[i],
         })
+        if untrusted is not None and untrusted[k]:
+            out[-1]["untrusted"] = True
     return out
 
 
 def chain(table: pa.Table, c, inc, links, order: np.ndarray, sev_rec: np.ndarray,
-          evidence: list[dict[str, Any]]) -> list[dict[str, Any]]:
+          evidence: list[dict[str, Any]], untrusted: np.ndarray | None = None) -> list[dict[str, Any]]:
     """The path from the root cause to what the operator saw: warnings and errors on the chain, and the API
     answers that failed, one step per template, in time order."""
     rows = np.union1d(inc.chain_rows, links.request_rows(inc.root_row))
@@ -115,6 +119,8 @@ def chain(table: pa.Table, c, inc, links, order: np.ndarray, sev_rec: np.ndarray
             "evidence_id": by_row.get(int(r)), "root_cause": int(r) == inc.root_row,
             "api": operation(pick["message"][i]) if api_fail[i] else None,
         })
+        if untrusted is not None and untrusted[int(r)]:
+            steps[-1]["untrusted"] = True
     if len(steps) > MAX_CHAIN:
         root_i = next((i for i, s in enumerate(steps) if s["root_cause"]), 0)
         keep_i = sorted(set(range(max(0, root_i - 2), root_i + MAX_CHAIN - 3)) | {len(steps) - 1})

@@ -19,7 +19,7 @@ _UNFAMILIAR = re.compile(r"(\d+)% of these (?:records have templates|templates w
 
 
 def _q(text: str, n: int = 140) -> str:
-    text = " ".join(str(text).split())
+    text = " ".join(str(text or "").split())
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
@@ -46,14 +46,25 @@ def _no_evidence(report: dict[str, Any], ev: list[dict[str, Any]], conf: float) 
     """Say plainly that the logs do not support the issue, rather than guess a cause."""
     cites: list[str] = []
     parts = [f"No evidence found in these logs for \"{_q(report['issue'], 100)}\" (confidence {conf:.2f})."]
-    if ev:
-        e = ev[0]
+    plain = [e for e in ev if not e.get("untrusted")]
+    if plain:
+        e = plain[0]
         parts.append(f"The most unusual line is [{e['id']}]{_from(e.get('service'))}{_at(e.get('timestamp'))}: "
                      f"\"{_q(e['text'])}\", but it does not match what the issue describes.")
         cites.append(e["id"])
+    planted = [e["id"] for e in ev if e.get("untrusted")]
+    if planted:
+        one = len(planted) == 1
+        parts.append(f"{_ids(planted)} "
+                     + ("reads like instructions to an AI, not a log message, and was" if one else
+                        "read like instructions to an AI, not log messages, and were") + " not taken as evidence.")
     parts.append("Check that the logs cover the right hosts and time window, or describe the symptom "
                  "differently.")
     return {"text": " ".join(parts), "source": "offline", "citations": cites}
+
+
+def _ids(ids: list[str]) -> str:
+    return ", ".join(f"[{i}]" for i in ids)
 
 
 def _at(timestamp: str | None) -> str:
@@ -150,6 +161,7 @@ def _followed_by(ev: list[dict[str, Any]], cause: dict[str, Any], cites: list[st
     if not follow:
         return []
     said = "; ".join(f"[{e['id']}] {e.get('service') or 'a log'}: \"{_q(e['text'], 90)}\""
+                     + (" (reads like instructions to an AI: shown as data)" if e.get("untrusted") else "")
                      + (f" ({e['count']} times)" if e.get("count", 1) > 1 else "") for e in follow)
     cites.extend(e["id"] for e in follow if e["id"] not in cites)
     return [f"It was followed by {said}."]

@@ -206,6 +206,7 @@ class Parser:
         enabled = config.cache.enabled if use_cache is None else use_cache
         self.cache = ParsedCache(config.parsed_cache_dir) if enabled else None
         self.workers = max(1, config.parse.workers or os.cpu_count() or 1)
+        self.limits = reader.Limits.of(config.parse)
 
     def parse(self, paths: Iterable[str | os.PathLike[str]], progress: ProgressFn | None = None) -> ParseResult:
         t0 = time.perf_counter()
@@ -235,13 +236,22 @@ class Parser:
             batch.clear()
             batch_bytes = 0
 
-        for f, size in zip(files, sizes):
-            pending = self._plan(f)
-            pending.size = size
+        def add(pending: _Pending) -> None:
+            nonlocal batch_bytes
             batch.append(pending)
             batch_bytes += pending.report.bytes
             if batch_bytes >= _BATCH_BYTES:
                 flush()
+
+        for f, size in zip(files, sizes):
+            if reader.archive_kind(f):  # read member by member, like a directory (progress moves per archive)
+                for raw in reader.read_archive(f, digest=self.cache is not None, limits=self.limits):
+                    add(self._plan_raw(raw, f))
+                advance(size)
+                continue
+            pending = self._plan(f)
+            pending.size = size
+            add(pending)
         flush()
         new = 0
         if self.config.parse.learn_templates and learned:
@@ -252,11 +262,18 @@ class Parser:
 
     # -- planning: read, cache lookup, chunking ----------------------------------------------------------------
     def _plan(self, path: Path) -> _Pending:
-        source = str(path)
         try:
-            raw = reader.read(path, digest=self.cache is not None)
+            raw = reader.read(path, digest=self.cache is not None, limits=self.limits)
         except OSError as exc:
-            return _Pending(FileReport(path=source, status="unreadable", warnings=[f"cannot read: {exc.strerror or exc}"]))
+            return _Pending(FileReport(path=str(path), status="unreadable",
+                                       warnings=[f"cannot read: {exc.strerror or exc}"]))
+        return self._plan_raw(raw, path)
+
+    def _plan_raw(self, raw: reader.RawFile, path: Path) -> _Pending:
+        """Plan one file's (or archive member's) bytes; ``path`` is the file on disk (its year)."""
+        source = raw.path
+        if raw.error:
+            return _Pending(FileReport(path=source, status="unreadable", warnings=list(raw.warnings) + [raw.error]))
         report = FileReport(path=source, status="parsed", bytes=len(raw.data), compression=raw.compression,
                             warnings=list(raw.warnings))
         pending = _Pending(report)
@@ -287,7 +304,7 @@ class Parser:
         for a, b in zip(cuts, cuts[1:]):
             # Uncompressed chunks travel as (path, offset, length): workers read them from the page cache
             # themselves instead of receiving a pickled copy through a pipe.
-            piece = (source, a, b - a) if raw.compression is None else data[a:b]
+            piece = (source, a, b - a) if raw.compression is None and not raw.member else data[a:b]
             pending.jobs.append((piece, source, names, is_cri, year, line0, max_line, path_service))
             line0 += reader.count_newlines(data, a, b)
         return pending
