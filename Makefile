@@ -40,9 +40,11 @@ demo: $(STAMP)
 serve: export RCA_HOME := $(CURDIR)/$(DEMO_DIR)/home
 serve: export MALLOC_ARENA_MAX := 2
 serve: export ARROW_DEFAULT_MEMORY_POOL := system
+# The demo serves on loopback without a token, on purpose (the service refuses to start open otherwise).
+serve: export RCA_ALLOW_ANONYMOUS := 1
 serve: $(STAMP)
 	@test -d $(DEMO_DIR)/home/models || $(MAKE) demo
-	$(VENV)/bin/bentoml serve --port 3000
+	$(VENV)/bin/bentoml serve --host 127.0.0.1 --port 3000
 
 # The Streamlit RCA console on the demo's model and corpus (http://localhost:8501); `make demo` first if needed.
 # With RCA_API_URL (and RCA_API_TOKEN) set it talks to that service instead of running the engine itself.

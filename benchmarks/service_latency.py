@@ -68,6 +68,7 @@ def serve_and_ask(src: Path, home_src: Path, texts: list[str], issues: list[str]
            if k not in ("MLFLOW_TRACKING_URI", "CHROMA_HOST", "ANTHROPIC_API_KEY", "RCA_API_TOKEN", "RCA_CONFIG")}
     env.update(RCA_HOME=str(home), RCA_GRPC_PORT=str(_port()), BENTOML_HOME=str(tmp / "bentoml"),
                HF_HUB_OFFLINE="1", BENTOML_DO_NOT_TRACK="True", RCA_ANALYZE_MODE=mode,
+               RCA_ALLOW_ANONYMOUS="1",  # loopback, no token: open on purpose
                MALLOC_ARENA_MAX="2", ARROW_DEFAULT_MEMORY_POOL="system")  # as the image sets them (bentofile.yaml)
     if src != ROOT:
         env["PYTHONPATH"] = str(src)

@@ -12,20 +12,22 @@ The shells stay thin: every answer comes from ``openstack_rca.analyze.Analyzer``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import sys
 import time
 from typing import Any
 
 import bentoml
-from starlette.responses import JSONResponse
 
 from openstack_rca import registry
 from openstack_rca.analyze import Analyzer
 from openstack_rca.config import load
-from openstack_rca.errors import InputNotFound, InvalidInput, RCAError
+from openstack_rca.errors import DependencyDown, redact
 
 from . import arrow_wire, metrics
+from .http_errors import error_response, install_log_filter
 from .http_guard import HTTPGuard
 from .settings import ServeSettings
 
@@ -33,6 +35,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 log = logging.getLogger("openstack_rca.serve")
 SETTINGS = ServeSettings.from_env()
+if sys.argv[1:2] != ["build"]:  # `bentoml build` imports this module too, and serves nothing
+    SETTINGS.check()  # no token and no RCA_ALLOW_ANONYMOUS=1: `bentoml serve` exits with the reason, before workers
 
 
 _STATE: dict[str, Any] = {}  # the entry service instance, for the GET routes the guard answers
@@ -41,7 +45,7 @@ _STATE: dict[str, Any] = {}  # the entry service instance, for the GET routes th
 def _model_info() -> dict:
     svc = _STATE.get("rca")
     if svc is None:
-        raise RuntimeError("service starting")
+        raise registry.ModelNotReady("service starting")
     return svc.model_info()
 
 
@@ -50,7 +54,7 @@ def _corpora() -> dict:
 
     svc = _STATE.get("rca")
     if svc is None:
-        raise RuntimeError("service starting")
+        raise registry.ModelNotReady("service starting")
     return {"corpora": corpus.list_corpora(svc.cfg)}
 
 
@@ -61,10 +65,6 @@ def _freeze_heap() -> None:
 
     gc.collect()
     gc.freeze()
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 # Callers keep their connection to the scorer: BentoML's client otherwise recycles it every 100 requests,
@@ -79,13 +79,18 @@ class Scorer:
     def __init__(self) -> None:
         self.cfg = load()
         self.analyzer = Analyzer(self.cfg)
-        self.loaded = self.analyzer.model  # fail fast (the pod restarts) rather than serve without a model
+        self.grpc = None
+        try:
+            self.loaded = self.analyzer.model
+        except registry.ModelNotReady as exc:  # serve anyway: /readyz 503, calls 503 at once, no restart loop
+            log.error("scorer: %s", redact(exc, self.cfg.home))
+            self.loaded = None
+            return
         metrics.model_loaded(self.loaded.name, self.loaded.version)
         from openstack_rca.warmup import incident_text
 
         self.analyzer.score_documents([incident_text()])  # the first pass pays for kernels and caches: not a caller
         _freeze_heap()
-        self.grpc = None
         if SETTINGS.grpc_enabled:
             self.grpc = _start_grpc(self.analyzer, self.loaded, SETTINGS)
 
@@ -97,16 +102,23 @@ class Scorer:
     def score_documents(self, documents: list[str]) -> list[dict]:
         """One element per request's log text; requests that arrive together share one LSTM pass."""
         metrics.BATCH_SIZE.observe(len(documents))
+        self._need_model()
         return self.analyzer.score_documents(documents)
 
     @bentoml.api
     def score_table(self, table: str) -> str:
         """A whole parsed table (Arrow IPC, base64) -> its per-record scores (same encoding)."""
+        self._need_model()
         scores = self.loaded.bundle.score(arrow_wire.loads(table))
         return arrow_wire.dumps(scores)
 
+    def _need_model(self) -> None:
+        if self.loaded is None:
+            raise registry.ModelNotReady("no model loaded; run `rca train` and restart the service")
+
     @bentoml.api
     def model_info(self) -> dict:
+        self._need_model()
         m = self.loaded
         return {"name": m.name, "version": m.version, "alias": m.alias, "source": m.source, "loaded_at": m.loaded_at}
 
@@ -149,12 +161,16 @@ class _RemoteNarrator:
 
 # threads: the entry's endpoints are synchronous and BentoML runs them on `threads` threads (default 1); with
 # one, requests reach the scorer one at a time and adaptive batching never forms a batch.
-@bentoml.service(name="openstack-rca", traffic={"timeout": 300}, http={"port": 3000}, threads=SETTINGS.threads)
+# runner_probe off: BentoML's own probe waits up to its timeout on a hung scorer; __is_ready__ asks it instead,
+# bounded, so /readyz answers within a second whatever the scorer's state.
+@bentoml.service(name="openstack-rca", traffic={"timeout": 300}, http={"port": 3000}, threads=SETTINGS.threads,
+                 runner_probe={"enabled": False, "timeout": 1, "period": 10})
 class RCA:
     scorer = bentoml.depends(Scorer)
     narrator = bentoml.depends(Narrator)
 
     def __init__(self) -> None:
+        install_log_filter()  # every log line written for a request carries its request id
         self.cfg = load()
         self.analyzer = Analyzer(self.cfg, scorer=self._remote_score, narrator=_RemoteNarrator(self.narrator))
         self.loaded_at = None
@@ -164,7 +180,8 @@ class RCA:
             self.analyzer.model  # the same loader as the scorer: vocabulary and counts for diagnosis
             self.loaded_at = time.time()
         except registry.ModelNotReady as exc:
-            log.error("no model yet (%s); /readyz stays 503 until one is trained and the service restarts", exc)
+            log.error("no model yet (%s); /readyz stays 503 until one is trained and the service restarts",
+                      redact(exc, self.cfg.home))
         _STATE["rca"] = self
         self._warm_task = None
 
@@ -173,8 +190,6 @@ class RCA:
         """Start the warm-up once the event loop runs: the scorer is called synchronously, and BentoML's sync
         client must be called from a thread the loop started (anyio), not from a thread of our own."""
         if self.loaded_at is not None:
-            import asyncio
-
             import anyio
 
             self._warm_task = asyncio.get_running_loop().create_task(anyio.to_thread.run_sync(self._warm_up))
@@ -204,10 +219,23 @@ class RCA:
         self.warm = warm
 
     def _remote_score(self, table):
-        return arrow_wire.loads(self.scorer.score_table(table=arrow_wire.dumps(arrow_wire.for_scoring(table))))
+        wire = arrow_wire.dumps(arrow_wire.for_scoring(table))
+        try:
+            scored = self.scorer.score_table(table=wire)
+        except Exception as exc:  # noqa: BLE001 - the scorer's own message stays in its log: 503, retry
+            raise DependencyDown(f"scorer unavailable ({type(exc).__name__})") from None
+        return arrow_wire.loads(scored)
 
-    def __is_ready__(self) -> bool:
-        return self.loaded_at is not None and self.warm is not None
+    async def __is_ready__(self) -> bool:
+        if self.loaded_at is None or self.warm is None:
+            return False
+        probe = getattr(self.scorer, "is_ready", None)  # a remote scorer (a local one is ready with us)
+        if probe is None or not asyncio.iscoroutinefunction(probe):
+            return True
+        try:
+            return bool(await asyncio.wait_for(probe(1), timeout=0.8))
+        except Exception:  # noqa: BLE001 - down, hung or refusing: not ready
+            return False
 
     @bentoml.api(route="/analyze")
     def analyze(self, issue: str, logs: str | None = None, corpus: str | None = None, mode: str | None = None,
@@ -216,16 +244,10 @@ class RCA:
         t0 = time.perf_counter()
         mode_label = mode or self.cfg.analyze.mode
         try:
+            self._need_model()
             rep = self.analyzer.analyze(issue, text=logs, corpus=corpus, mode=mode, top_k=top_k, narrate=narrate)
-        except InputNotFound as exc:
-            metrics.request("analyze", mode_label, 404)
-            return _error(404, str(exc))
-        except (InvalidInput, ValueError) as exc:
-            metrics.request("analyze", mode_label, 422)
-            return _error(422, str(exc))
-        except RCAError as exc:
-            metrics.request("analyze", mode_label, 503)
-            return _error(503, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one mapping to a status, a generic 500 for the unexpected
+            return self._fail("analyze", mode_label, exc)
         metrics.request("analyze", rep["mode"], 200)
         metrics.ANALYZE_SECONDS.labels(mode=rep["mode"]).observe(time.perf_counter() - t0)
         return rep
@@ -234,10 +256,13 @@ class RCA:
     def score(self, lines: list[str]) -> Any:
         """Log lines -> per-record template id, anomaly score and importance (batched across requests)."""
         try:
+            self._need_model()
+        except registry.ModelNotReady as exc:
+            return self._fail("score", "-", exc)
+        try:
             out = self.scorer.score_documents(["\n".join(lines)])[0]
-        except Exception as exc:  # noqa: BLE001
-            metrics.request("score", "-", 503)
-            return _error(503, f"scorer unavailable ({type(exc).__name__})")
+        except Exception as exc:  # noqa: BLE001 - the scorer's own message stays in its log
+            return self._fail("score", "-", DependencyDown(f"scorer unavailable ({type(exc).__name__})"))
         metrics.request("score", "-", 200)
         m = self.analyzer.model
         return {"model": {"name": m.name, "version": m.version}, **out}
@@ -246,25 +271,37 @@ class RCA:
     def ingest(self, corpus: str, logs: str, index: bool = True) -> Any:
         """Log text -> a named corpus (parsed, scored, indexed) that /analyze can then query by name."""
         try:
+            self._need_model()
             res = self.analyzer.ingest(None, corpus, text=logs, index=index)
-        except (InvalidInput, ValueError) as exc:
-            metrics.request("ingest", "-", 422)
-            return _error(422, str(exc))
-        except RCAError as exc:
-            metrics.request("ingest", "-", 503)
-            return _error(503, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one mapping to a status, a generic 500 for the unexpected
+            return self._fail("ingest", "-", exc)
         metrics.request("ingest", "-", 200)
         return res
 
     @bentoml.api(route="/model")
-    def model(self) -> dict:
+    def model(self) -> Any:
         """The model this service answers with (also ``GET /model``)."""
-        return self.model_info()
+        try:
+            return self.model_info()
+        except Exception as exc:  # noqa: BLE001
+            return self._fail("model", "-", exc)
+
+    def _need_model(self) -> None:
+        """No model at start: answer 503 at once (never load in the request path)."""
+        if self.loaded_at is None:
+            raise registry.ModelNotReady("no model loaded; run `rca train` and restart the service")
+
+    @staticmethod
+    def _fail(endpoint: str, mode: str, exc: BaseException):
+        resp = error_response(exc, endpoint)
+        metrics.request(endpoint, mode, resp.status_code)
+        return resp
 
     def model_info(self) -> dict:
+        self._need_model()
         m = self.analyzer.model
         return {"name": m.name, "version": m.version, "alias": m.alias, "source": m.source,
-                "loaded_at": m.loaded_at, "warm_up": self.warm}
+                "loaded_at": m.loaded_at, "load_ms": m.load_ms, "warm_up": self.warm}
 
 
 RCA.add_asgi_middleware(HTTPGuard, settings=SETTINGS, get_routes={"/model": _model_info, "/corpora": _corpora})
@@ -290,8 +327,8 @@ def _start_grpc(analyzer: Analyzer, loaded, settings: ServeSettings):
         model_name=loaded.name, model_version_fn=lambda: loaded.version, ready_fn=lambda: True,
         max_lines=settings.max_score_lines)
     try:
-        return start_server(servicer, host="0.0.0.0", port=settings.grpc_port, token=settings.api_token or None,
-                            max_message_bytes=settings.max_body_bytes)
+        return start_server(servicer, host=settings.grpc_bind, port=settings.grpc_port,
+                            token=settings.api_token or None, max_message_bytes=settings.max_body_bytes)
     except Exception as exc:  # noqa: BLE001 - HTTP keeps serving; the log says why gRPC did not start
         log.error("gRPC server could not start on port %s: %s", settings.grpc_port, exc)
         return None

@@ -25,6 +25,10 @@ def _bool(name: str, default: bool) -> bool:
 @dataclass(frozen=True)
 class ServeSettings:
     api_token: str = ""
+    allow_anonymous: bool = False
+    """RCA_ALLOW_ANONYMOUS=1: serve without a token on purpose (a laptop, a test); otherwise no token = no start."""
+    grpc_host: str = ""
+    """RCA_GRPC_HOST; '' = 0.0.0.0 with a token, 127.0.0.1 when anonymous (never an open port on the network)."""
     max_body_bytes: int = 32 * 1024 * 1024
     max_analyze_lines: int = 200_000
     max_score_lines: int = 10_000
@@ -41,6 +45,8 @@ class ServeSettings:
     def from_env(cls) -> "ServeSettings":
         return cls(
             api_token=os.environ.get("RCA_API_TOKEN", ""),
+            allow_anonymous=_bool("RCA_ALLOW_ANONYMOUS", cls.allow_anonymous),
+            grpc_host=os.environ.get("RCA_GRPC_HOST", "").strip(),
             max_body_bytes=_int("RCA_SERVE_MAX_BODY_BYTES", cls.max_body_bytes),
             max_analyze_lines=_int("RCA_SERVE_MAX_ANALYZE_LINES", cls.max_analyze_lines),
             max_score_lines=_int("RCA_SERVE_MAX_SCORE_LINES", cls.max_score_lines),
@@ -52,3 +58,13 @@ class ServeSettings:
             threads=_int("RCA_SERVE_THREADS", cls.threads),
             warm_up_timeout_s=_int("RCA_SERVE_WARM_UP_TIMEOUT_S", cls.warm_up_timeout_s),
         )
+
+    def check(self) -> None:
+        """Secure by default: no token and no explicit RCA_ALLOW_ANONYMOUS=1 -> refuse to start."""
+        if not self.api_token and not self.allow_anonymous:
+            raise SystemExit("refusing to start: RCA_API_TOKEN is not set (set it, or RCA_ALLOW_ANONYMOUS=1 to serve "
+                             "without authentication on purpose)")
+
+    @property
+    def grpc_bind(self) -> str:
+        return self.grpc_host or ("0.0.0.0" if self.api_token else "127.0.0.1")

@@ -59,9 +59,12 @@ def _from_sqlite(path: str, name: str, alias: str) -> str:
 
 def _from_server(uri: str, name: str, alias: str, env: Mapping[str, str]) -> Optional[str]:
     query = urllib.parse.urlencode({"name": name, "alias": alias})
+    uri, user, password = _split_credentials(uri)  # never in a request line or an error message
     req = urllib.request.Request(f"{uri.rstrip('/')}/api/2.0/mlflow/registered-models/alias?{query}")
-    if env.get("MLFLOW_TRACKING_USERNAME") and env.get("MLFLOW_TRACKING_PASSWORD"):  # before the token, as MLflow
-        basic = base64.b64encode(f"{env['MLFLOW_TRACKING_USERNAME']}:{env['MLFLOW_TRACKING_PASSWORD']}".encode())
+    if user is None and env.get("MLFLOW_TRACKING_USERNAME") and env.get("MLFLOW_TRACKING_PASSWORD"):
+        user, password = env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]
+    if user is not None:  # before the token, as MLflow
+        basic = base64.b64encode(f"{user}:{password or ''}".encode())
         req.add_header("Authorization", f"Basic {basic.decode()}")
     elif env.get("MLFLOW_TRACKING_TOKEN"):
         req.add_header("Authorization", f"Bearer {env['MLFLOW_TRACKING_TOKEN']}")
@@ -79,6 +82,17 @@ def _from_server(uri: str, name: str, alias: str, env: Mapping[str, str]) -> Opt
         return str(body["model_version"]["version"])
     except (KeyError, TypeError):
         raise AliasLookupError(f"{uri} gave no version for {name}@{alias}") from None
+
+
+def _split_credentials(uri: str) -> tuple[str, Optional[str], Optional[str]]:
+    """``http://user:pass@host/x`` -> (``http://host/x``, user, pass)."""
+    parts = urllib.parse.urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri, None, None
+    creds, host = parts.netloc.rsplit("@", 1)
+    user, _, password = creds.partition(":")
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), urllib.parse.unquote(user), \
+        urllib.parse.unquote(password)
 
 
 def _tls(uri: str, env: Mapping[str, str]) -> Optional[ssl.SSLContext]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from .alias import alias_version
 from .config import RCAConfig
-from .errors import RCAError
+from .errors import RCAError, redact
 from .score.bundle import ModelBundle, ModelCorrupt
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,16 @@ def _pointer(cfg: RCAConfig) -> Path:
     return cfg.models_dir / cfg.model.name / f"{cfg.model.alias}.json"
 
 
+# The MLflow client retries a dead server for minutes by default; a load falls back to the local copy instead.
+# setdefault: an operator's own values win.
+MLFLOW_FAIL_FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+
+
 def load(cfg: RCAConfig) -> LoadedModel:
     t0 = time.perf_counter()
+    for key, value in MLFLOW_FAIL_FAST.items():
+        os.environ.setdefault(key, value)
     name, alias = cfg.model.name, cfg.model.alias
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
@@ -124,13 +133,15 @@ def _download(cfg: RCAConfig, name: str, version: str, local: Path) -> ModelBund
 
 
 def _fallback(cfg: RCAConfig, why: str, now: str, t0: float) -> LoadedModel:
+    why = redact(why, cfg.home)  # the tracking URI may carry user:password; paths stay relative to RCA_HOME
     pointer = _pointer(cfg)
     if pointer.is_file():
         version = json.loads(pointer.read_text())["version"]
         try:
             bundle = ModelBundle.load(_copy_dir(cfg, version) / "bundle")
         except ModelCorrupt as exc:
-            raise ModelNotReady(f"{why}; the local copy is damaged too ({exc}); run `rca train`") from None
+            raise ModelNotReady(redact(f"{why}; the local copy is damaged too ({exc}); run `rca train`",
+                                       cfg.home)) from None
         log.warning("%s; using local copy of %s version %s", why, cfg.model.name, version)
         return LoadedModel(bundle, cfg.model.name, version, cfg.model.alias, "local-fallback", now, _ms(t0))
     raise ModelNotReady(f"no model {cfg.model.name}@{cfg.model.alias}: {why}; run `rca train --logs PATH` first")
@@ -143,7 +154,7 @@ def list_versions(cfg: RCAConfig) -> list[dict]:
     try:
         versions = client.search_model_versions(f"name='{cfg.model.name}'")
     except Exception as exc:  # noqa: BLE001
-        raise RCAError(f"cannot reach the model registry at {cfg.tracking_uri()}: {exc}") from None
+        raise RCAError(redact(f"cannot reach the model registry at {cfg.tracking_uri()}: {exc}", cfg.home)) from None
     aliases: dict[str, list[str]] = {}
     try:
         for alias, version in client.get_registered_model(cfg.model.name).aliases.items():

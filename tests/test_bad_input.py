@@ -119,3 +119,43 @@ def test_unreadable_file_is_reported_not_fatal(cfg, tmp_path, monkeypatch):
     by_name = {f.path.rsplit("/", 1)[1]: f for f in res.files}
     assert by_name["secret.log"].status == "unreadable" and "Permission denied" in by_name["secret.log"].warnings[0]
     assert by_name["ok.log"].status == "parsed" and res.table.num_rows == 1
+
+
+# -- empty or log-less input: refused at once, before any model loads ------------------------------------------
+
+def test_analyze_refuses_input_without_log_records(cfg, tmp_path):
+    from openstack_rca.analyze import Analyzer
+    from openstack_rca.errors import InvalidInput
+
+    (tmp_path / "empty").mkdir()
+    write(tmp_path / "junk" / "notes.txt", "hello world\nfoo bar\n")
+    az = Analyzer(cfg)
+    with pytest.raises(InvalidInput, match=r"no log records in .*empty: 0 files"):
+        az.analyze("instances fail to boot", paths=[str(tmp_path / "empty")])
+    with pytest.raises(InvalidInput, match=r"1 file\(s\), 2 line\(s\), none in a known log layout"):
+        az.analyze("instances fail to boot", paths=[str(tmp_path / "junk")])
+    with pytest.raises(InvalidInput, match="no log records in the log text"):
+        az.analyze("instances fail to boot", text="hello world\n")
+    with pytest.raises(InvalidInput, match="no log records"):
+        az.ingest([str(tmp_path / "junk")], "junk")
+    assert az._loaded is None  # refused before the model was asked for
+
+
+@pytest.mark.parametrize("content", [None, "hello world\nfoo bar\n"], ids=["empty-dir", "non-log-text"])
+def test_cli_analyze_without_log_records_exits_nonzero_at_once(tmp_path, content):
+    import subprocess
+    import sys
+    import time
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    if content is not None:
+        write(logs / "notes.txt", content)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "openstack_rca", "analyze", "--issue", "instances fail",
+                           "--logs", str(logs)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert time.perf_counter() - t0 < 20  # no model load
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"no log records in {logs}" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr and not proc.stdout.strip()
