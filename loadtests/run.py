@@ -3,12 +3,15 @@
     PYTHONPATH=. python loadtests/run.py --rca-home /tmp/loadtest-home --users 12 --duration 60
     PYTHONPATH=. python loadtests/run.py --rca-home /tmp/loadtest-home --users 24 --duration 60 --compare-batching
     PYTHONPATH=. python loadtests/run.py --train --users 8 --duration 30 --json
+    PYTHONPATH=. python loadtests/run.py --rca-home /tmp/loadtest-home --users 16 --duration 120   # the soak
 
 Each run: a fresh ``bentoml serve`` (from the repository root, free loopback HTTP and gRPC ports, its own temporary
 BENTOML_HOME, ANTHROPIC_API_KEY removed so the narrative is the offline one), ready on ``/readyz``; then
 ``locust --headless`` on ``loadtests/locustfile.py`` in a subprocess; the stats are measured over exactly
 ``--duration`` seconds after the ramp-up and ``--warmup`` (setup -- simulating logs, ingesting the corpus -- is not
-measured); then the server is stopped and the per-endpoint table printed, parsed from locust's ``_stats.csv``.
+measured); then the server is stopped and the per-endpoint table printed, parsed from locust's ``_stats.csv``,
+with the server's resident memory (``bentoml serve`` and every worker, sampled from /proc every 2 s) at the start
+and end of the measured window, its peak and its growth per minute (``loadtests/memory.py``).
 ``--compare-batching`` runs the same score-only load (ScoreUser only) twice, the server restarted with
 RCA_SERVE_BATCHING=1 and then 0, and prints both tables and the on/off ratios.
 
@@ -175,6 +178,8 @@ class Server:
         env = {**os.environ, "RCA_HOME": str(rca_home), "RCA_GRPC_PORT": str(self.grpc_port),
                "BENTOML_HOME": str(self.bentoml_home), "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
                **extra_env}
+        if not env.get("RCA_API_TOKEN"):
+            env["RCA_ALLOW_ANONYMOUS"] = "1"  # loopback, no token: open on purpose (locust sends none either)
         env.pop("ANTHROPIC_API_KEY", None)  # the offline narrative: no network, no cost, deterministic
         bentoml = BIN / "bentoml"
         cmd = [str(bentoml)] if bentoml.exists() else [sys.executable, "-m", "bentoml"]
@@ -291,10 +296,17 @@ def run_locust(url: str, out: Path, label: str, *, users: int, spawn_rate: float
 
 
 def one_run(args, out: Path, label: str, *, score_only: bool, server_env: dict[str, str]) -> dict:
+    from loadtests.memory import Sampler
+
     srv = Server(args.rca_home, out, label, server_env, args.ready_timeout)
     try:
-        res = run_locust(srv.url, out, label, users=args.users, spawn_rate=args.spawn_rate, duration=args.duration,
-                         warmup=args.warmup, score_only=score_only, setup_allowance=args.setup_allowance)
+        family = [srv.proc.pid] + [pid for pid, _ in _descendants(srv.proc.pid)]
+        with Sampler(lambda: family, every=2.0) as mem:
+            res = run_locust(srv.url, out, label, users=args.users, spawn_rate=args.spawn_rate,
+                             duration=args.duration, warmup=args.warmup, score_only=score_only,
+                             setup_allowance=args.setup_allowance)
+        # the server's resident memory over the measured window only (setup, ramp-up and warm-up excluded)
+        res["memory"] = mem.summary(skip_s=max(0.0, mem.samples[-1][0] - args.duration) if mem.samples else 0.0)
         time.sleep(args.drain)  # requests locust abandoned at quit are still queued in the server: let them finish
         res["batches"] = srv.batch_sizes()
     finally:
@@ -402,6 +414,11 @@ def describe(res: dict) -> str:
         out.append(f"scorer batches (rca_score_batch_size, whole run incl. ramp-up/warm-up): {b['batches']:,} "
                    f"batches for {b['documents']:,} requests, mean {b['mean']} per batch, "
                    f"{b['batches_of_1']:,} of size 1")
+    m = res.get("memory") or {}
+    if m.get("samples"):
+        out.append(f"server memory (RSS of bentoml serve and its workers, measured window): {m['start_mb']:,.0f} -> "
+                   f"{m['end_mb']:,.0f} MB, peak {m['peak_mb']:,.0f} MB, growth {m['growth_mb']:+,.0f} MB "
+                   f"({m['growth_mb_per_min']} MB/min, {m['samples']} samples)")
     if res.get("locust_exit"):
         out.append(f"locust exit status {res['locust_exit']} (log {res['locust_log']})")
     for f in res["failures"]:
