@@ -58,6 +58,12 @@ def _corpora() -> dict:
     return {"corpora": corpus.list_corpora(svc.cfg)}
 
 
+def _need_model(loaded: Any) -> None:
+    """No model at start: answer 503 at once (never load in the request path)."""
+    if loaded is None:
+        raise registry.ModelNotReady("no model loaded; run `rca train` and restart the service")
+
+
 def _freeze_heap() -> None:
     """Collect once, then keep everything start-up allocated (modules, the model) out of later collections:
     otherwise the first sizeable request pays for a full collection over all of it (~100 ms seen here)."""
@@ -102,23 +108,19 @@ class Scorer:
     def score_documents(self, documents: list[str]) -> list[dict]:
         """One element per request's log text; requests that arrive together share one LSTM pass."""
         metrics.BATCH_SIZE.observe(len(documents))
-        self._need_model()
+        _need_model(self.loaded)
         return self.analyzer.score_documents(documents)
 
     @bentoml.api
     def score_table(self, table: str) -> str:
         """A whole parsed table (Arrow IPC, base64) -> its per-record scores (same encoding)."""
-        self._need_model()
+        _need_model(self.loaded)
         scores = self.loaded.bundle.score(arrow_wire.loads(table))
         return arrow_wire.dumps(scores)
 
-    def _need_model(self) -> None:
-        if self.loaded is None:
-            raise registry.ModelNotReady("no model loaded; run `rca train` and restart the service")
-
     @bentoml.api
     def model_info(self) -> dict:
-        self._need_model()
+        _need_model(self.loaded)
         m = self.loaded
         return {"name": m.name, "version": m.version, "alias": m.alias, "source": m.source, "loaded_at": m.loaded_at}
 
@@ -172,6 +174,9 @@ class RCA:
     def __init__(self) -> None:
         install_log_filter()  # every log line written for a request carries its request id
         self.cfg = load()
+        from openstack_rca import corpus
+
+        corpus.cleanup(self.cfg)  # what writers killed mid-ingest left behind (corpora being written: skipped)
         self.analyzer = Analyzer(self.cfg, scorer=self._remote_score, narrator=_RemoteNarrator(self.narrator))
         self.loaded_at = None
         self.started = time.monotonic()
@@ -244,7 +249,7 @@ class RCA:
         t0 = time.perf_counter()
         mode_label = mode or self.cfg.analyze.mode
         try:
-            self._need_model()
+            _need_model(self.loaded_at)
             rep = self.analyzer.analyze(issue, text=logs, corpus=corpus, mode=mode, top_k=top_k, narrate=narrate)
         except Exception as exc:  # noqa: BLE001 - one mapping to a status, a generic 500 for the unexpected
             return self._fail("analyze", mode_label, exc)
@@ -256,7 +261,7 @@ class RCA:
     def score(self, lines: list[str]) -> Any:
         """Log lines -> per-record template id, anomaly score and importance (batched across requests)."""
         try:
-            self._need_model()
+            _need_model(self.loaded_at)
         except registry.ModelNotReady as exc:
             return self._fail("score", "-", exc)
         try:
@@ -271,7 +276,7 @@ class RCA:
     def ingest(self, corpus: str, logs: str, index: bool = True) -> Any:
         """Log text -> a named corpus (parsed, scored, indexed) that /analyze can then query by name."""
         try:
-            self._need_model()
+            _need_model(self.loaded_at)
             res = self.analyzer.ingest(None, corpus, text=logs, index=index)
         except Exception as exc:  # noqa: BLE001 - one mapping to a status, a generic 500 for the unexpected
             return self._fail("ingest", "-", exc)
@@ -286,11 +291,6 @@ class RCA:
         except Exception as exc:  # noqa: BLE001
             return self._fail("model", "-", exc)
 
-    def _need_model(self) -> None:
-        """No model at start: answer 503 at once (never load in the request path)."""
-        if self.loaded_at is None:
-            raise registry.ModelNotReady("no model loaded; run `rca train` and restart the service")
-
     @staticmethod
     def _fail(endpoint: str, mode: str, exc: BaseException):
         resp = error_response(exc, endpoint)
@@ -298,7 +298,7 @@ class RCA:
         return resp
 
     def model_info(self) -> dict:
-        self._need_model()
+        _need_model(self.loaded_at)
         m = self.analyzer.model
         return {"name": m.name, "version": m.version, "alias": m.alias, "source": m.source,
                 "loaded_at": m.loaded_at, "load_ms": m.load_ms, "warm_up": self.warm}

@@ -64,7 +64,6 @@ class Analyzer:
         self._index: SemanticIndex | None = None
         self._lock = threading.RLock()
         self._corpora: dict[str, corpus_store.Corpus] = {}  # name -> the last version read (Corpus.version)
-        corpus_store.cleanup(cfg)  # what killed writers left behind; corpora being written are skipped
 
     # -- collaborators, loaded on first use -------------------------------------------------------------------
     @property
@@ -134,6 +133,9 @@ class Analyzer:
                index: bool = True, text: str | None = None) -> dict[str, Any]:
         """Parse, score and index ``paths`` (or one request's log ``text``) as corpus ``name``."""
         corpus_store.corpus_dir(self.cfg, name)  # validate the name before any work
+        # what killed writers left behind (corpora being written are skipped): swept by writers, so readers (every
+        # `rca analyze`) never pay for it; the service also sweeps at start
+        corpus_store.cleanup(self.cfg)
         t0 = time.perf_counter()
         if text is not None:
             from .parse.text import parse_text
