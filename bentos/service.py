@@ -55,7 +55,7 @@ def _corpora() -> dict:
     svc = _STATE.get("rca")
     if svc is None:
         raise registry.ModelNotReady("service starting")
-    return {"corpora": corpus.list_corpora(svc.cfg)}
+    return corpus.listing(svc.cfg)  # {"corpora": [...], "skipped": [{"name", "error"}]}
 
 
 def _need_model(loaded: Any) -> None:

@@ -161,21 +161,24 @@ class Analyzer:
             "model": {"name": m.name, "version": m.version}, "indexed": False,
         }
         warnings: list[str] = []
-        t2 = time.perf_counter()
         indexed: dict[str, Any] = {}
-        vectors = None
-        if index:
-            try:
-                idx = self.semantic_index()
-                indexed = idx.index(name, table)
-                meta.update(indexed=True, embedding_model=idx.embedder.name, templates=indexed["templates"])
-                vectors = corpus_store.Vectors(idx.embedder.key, indexed["ids"], indexed["vectors"])
-            except (RetrievalUnavailable, EmbeddingUnavailable) as exc:
-                self._forget_index()
-                warnings.append(f"semantic index not built ({exc}); the corpus works in fast mode until "
-                                f"`rca ingest` runs again with Chroma reachable")
-        t_index = _ms(t2)
-        corpus_store.save(self.cfg, name, table, scores, meta, vectors)
+        # The Chroma step runs under the corpus's writer lock, with the publish: two ingests of one name cannot
+        # mix their templates in its collection, and the collection ends up holding the published version's.
+        with corpus_store.store(self.cfg).writer(name) as w:
+            t2 = time.perf_counter()
+            vectors = None
+            if index:
+                try:
+                    idx = self.semantic_index()
+                    indexed = idx.index(name, table, prune=True)
+                    meta.update(indexed=True, embedding_model=idx.embedder.name, templates=indexed["templates"])
+                    vectors = corpus_store.Vectors(idx.embedder.key, indexed["ids"], indexed["vectors"])
+                except (RetrievalUnavailable, EmbeddingUnavailable) as exc:
+                    self._forget_index()
+                    warnings.append(f"semantic index not built ({exc}); the corpus works in fast mode until "
+                                    f"`rca ingest` runs again with Chroma reachable")
+            t_index = _ms(t2)
+            w.publish(table, scores, meta, vectors)
         return {"corpus": name, **meta, "embedded": indexed.get("embedded", 0), "warnings": warnings,
                 "timings_ms": {"parse": t_parse, "score": t_score, "index": t_index, "total": _ms(t0)}}
 

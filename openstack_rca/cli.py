@@ -336,20 +336,42 @@ def cmd_analyze(args: argparse.Namespace, cfg: RCAConfig) -> int:
 
 
 def cmd_corpora(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    """The ingested corpora, and any left out as unreadable (so a vanished corpus is never silent)."""
     from . import corpus
 
-    rows = corpus.list_corpora(cfg)
+    out = corpus.listing(cfg)
+    if args.prune_index:
+        out["pruned"] = _prune_index(cfg, out)
     if args.json:
-        _print_json(rows)
-    else:
-        from . import console
+        _print_json(out)
+        return 0
+    from . import console
 
-        for r in rows:
-            console.out.print(f"{r['name']:<24} {r['records']:>9,} records  model v{r['model']['version']}  "
-                              f"{'indexed' if r.get('indexed') else 'fast mode only'}  {r.get('updated', '')}")
-        if not rows:
-            console.out.print("no corpora yet: rca ingest PATH --corpus NAME")
+    for r in out["corpora"]:
+        console.out.print(f"{r['name']:<24} {r['records']:>9,} records  model v{r['model']['version']}  "
+                          f"{'indexed' if r.get('indexed') else 'fast mode only'}  {r.get('updated', '')}")
+    for r in out["skipped"]:
+        console.out.print(f"{r['name']:<24} unreadable: {r['error']}; run rca ingest for it again")
+    if not out["corpora"] and not out["skipped"]:
+        console.out.print("no corpora yet: rca ingest PATH --corpus NAME")
+    if args.prune_index:
+        console.out.print(f"semantic index: removed {len(out['pruned'])} collection(s) no corpus owns"
+                          + (f" ({', '.join(out['pruned'])})" if out["pruned"] else ""))
     return 0
+
+
+def _prune_index(cfg: RCAConfig, listing: dict) -> list[str]:
+    """Drop Chroma collections of this project that no corpus owns: deleted corpora, the older naming."""
+    if listing["skipped"]:
+        raise InvalidInput("some corpora are unreadable (listed above); ingest or delete them before "
+                           "--prune-index, which would otherwise drop their semantic index")
+    _quiet_rag()
+    from .analyze import Analyzer
+
+    idx = Analyzer(cfg).semantic_index()
+    orphans = idx.orphans([r["name"] for r in listing["corpora"]])
+    idx.drop_collections(orphans)
+    return orphans
 
 
 def cmd_search(args: argparse.Namespace, cfg: RCAConfig) -> int:
@@ -460,7 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--details", action="store_true", help="also print each evidence item's signal scores")
     p.add_argument("--alias", help="model alias to load (default: model.alias)")
 
-    p = add("corpora", cmd_corpora, "List ingested corpora.")
+    p = add("corpora", cmd_corpora, "List ingested corpora (and any unreadable ones).")
+    p.add_argument("--prune-index", action="store_true",
+                   help="also remove Chroma collections no corpus owns (deleted corpora, older naming)")
 
     p = add("search", cmd_search, "Semantic search over an ingested corpus's templates.")
     p.add_argument("text", help="what to look for, in any words")

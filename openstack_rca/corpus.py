@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ContextManager, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -61,6 +61,10 @@ class CorpusStore(Protocol):
                 vectors: Vectors | None = None) -> str:
         """Write a new version and make it current; returns its id. StorageFull keeps the previous one."""
 
+    def writer(self, name: str) -> ContextManager[Any]:
+        """The name's writer lock, held across the block; the object it yields has ``publish(table, scores,
+        meta, vectors)``. Work that must match the published version (the Chroma collection) runs inside."""
+
     def rescore(self, base: Corpus, scores: pa.Table, **meta: Any) -> Corpus | None:
         """``base`` with new scores and meta, published unless another version replaced ``base`` meanwhile
         (then None). Fails fast with StoreBusy: the caller can keep the scores for its own request."""
@@ -72,7 +76,9 @@ class CorpusStore(Protocol):
         """The current version's id, cheaply (None when the corpus does not exist)."""
 
     def list(self) -> list[dict[str, Any]]:
-        """Every readable corpus's meta; unreadable ones are logged and left out."""
+        """Every readable corpus's meta; unreadable ones are logged, left out and named in ``skipped``."""
+
+    skipped: list[dict[str, str]]
 
     def delete(self, name: str) -> None: ...
 
@@ -167,6 +173,13 @@ def list_names(cfg: RCAConfig) -> list[str]:
 
 def list_corpora(cfg: RCAConfig) -> list[dict[str, Any]]:
     return store(cfg).list()
+
+
+def listing(cfg: RCAConfig) -> dict[str, list[dict[str, Any]]]:
+    """The readable corpora, and the ones left out with why (an operator must see a corpus that vanished)."""
+    st = store(cfg)
+    rows = st.list()
+    return {"corpora": rows, "skipped": list(st.skipped)}
 
 
 def delete(cfg: RCAConfig, name: str) -> None:

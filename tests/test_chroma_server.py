@@ -192,3 +192,42 @@ def test_token_protected_server(trained, incident, protected_chroma, monkeypatch
     assert res["indexed"] is True and res["embedded"] > 10
     rep = a.analyze(ISSUE, corpus="cinder-token", mode="hybrid", narrate=False)
     assert rep["mode"] == "hybrid" and rep["root_cause"]["category"] == "storage"
+
+
+def test_reingest_replaces_the_collection_and_orphans_are_pruned(trained, incident, chroma_server, tmp_path,
+                                                                  monkeypatch, capsys):
+    """The collection follows the published version: a re-ingest of other logs leaves exactly its templates,
+    and `rca corpora --prune-index` drops collections no corpus owns (a deleted corpus, the older naming)."""
+    import json
+
+    import chromadb
+
+    from openstack_rca import cli
+
+    proc, port = chroma_server
+    monkeypatch.setenv("CHROMA_HOST", "127.0.0.1")
+    monkeypatch.setenv("CHROMA_PORT", str(port))
+    cfg, loaded = trained
+    a = Analyzer(cfg, loaded=loaded)
+    logs, _ = incident
+    other = tmp_path / "amqp"
+    simulate.simulate("rabbitmq_outage", other, lines=2500, seed=11)
+    a.ingest([logs], "swap")
+    first_ids = set(corpus.load(cfg, "swap").vectors.ids)
+    second = a.ingest([other], "swap")
+    client = chromadb.HttpClient(host="127.0.0.1", port=port)
+    held = set(client.get_collection(collection_name("swap")).get(include=[])["ids"])
+    current = corpus.load(cfg, "swap")
+    assert held == set(current.vectors.ids) and len(held) == second["templates"]
+    assert first_ids - held and not (first_ids - set(current.vectors.ids)) & held  # the first logs' own are gone
+
+    client.create_collection("rca-swap")  # what the older naming (rca-<name>) left behind
+    a.ingest([other], "gone", index=True)
+    corpus.delete(cfg, "gone")  # a deleted corpus leaves its collection too
+    monkeypatch.setenv("RCA_HOME", str(cfg.home))
+    assert cli.main(["corpora", "--prune-index", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sorted(out["pruned"]) == sorted(["rca-swap", collection_name("gone")])
+    names = {c.name for c in client.list_collections()}
+    assert collection_name("swap") in names and "rca-swap" not in names and collection_name("gone") not in names
+    assert "swap" in [r["name"] for r in out["corpora"]] and out["skipped"] == []

@@ -392,3 +392,24 @@ def test_delete_hides_the_corpus_at_once(cfg):
     with pytest.raises(InputNotFound):
         corpus.load(cfg, NAME)
     assert corpus.list_corpora(cfg) == [] and corpus.cleanup(cfg) == {"removed": 0, "busy": 0}
+
+
+def test_a_writer_holds_the_name_across_its_work(cfg):
+    """What runs inside ``writer`` (an ingest's Chroma step) cannot interleave with another write of the name:
+    the other writer gets StoreBusy, another name is not held up."""
+    s = LocalCorpusStore(cfg.corpora_dir, lock_timeout_s=0.2)
+    with s.writer(NAME) as w:
+        with pytest.raises(StoreBusy):
+            s.publish(NAME, *parts(2))
+        s.publish("other", *parts(3))
+        vid = w.publish(*parts(1))
+    assert s.current(NAME) == vid and whole(s.open(NAME)) == 1 and whole(s.open("other")) == 3
+
+
+def test_the_listing_names_what_it_left_out(cfg):
+    corpus.save(cfg, "good", *parts(1))
+    corpus.save(cfg, "bad", *parts(2))
+    (cfg.corpora_dir / "bad" / LocalCorpusStore(cfg.corpora_dir).current("bad") / "meta.json").write_text("[")
+    out = corpus.listing(cfg)
+    assert [r["name"] for r in out["corpora"]] == ["good"]
+    assert out["skipped"] == [{"name": "bad", "error": "meta.json is unreadable (JSONDecodeError)"}]

@@ -193,6 +193,28 @@ def test_probes_stay_open(server, path):
     assert raw_call(server["base"], path, None, token=None, method="GET")[0] == 200
 
 
+# row 9: one unreadable corpus neither breaks the listing nor hides itself
+def test_corpora_lists_the_readable_and_names_the_unreadable(server, trained):
+    import shutil
+
+    from openstack_rca import corpus
+    from openstack_rca.warmup import incident_text
+
+    cfg, _ = trained
+    name = "resilience-unreadable"
+    assert raw_call(server["base"], "/ingest", json.dumps({"corpus": name, "logs": incident_text(600), "index": False})
+                    .encode())[0] == 200
+    vdir = cfg.corpora_dir / name / corpus.stamp(cfg, name)
+    try:
+        (vdir / "meta.json").write_text("{torn")
+        status, _, out = raw_call(server["base"], "/corpora", None, method="GET")
+        assert status == 200 and name not in [r["name"] for r in out["corpora"]]
+        assert {"name": name, "error": "meta.json is unreadable (JSONDecodeError)"} in out["skipped"]
+        assert str(cfg.home) not in json.dumps(out)
+    finally:
+        shutil.rmtree(cfg.corpora_dir / name, ignore_errors=True)
+
+
 # 3. the body limit on every route
 @pytest.mark.parametrize("path", ["/model", "/no-such-route", "/analyze"])
 def test_body_limit_on_every_route(server, path):

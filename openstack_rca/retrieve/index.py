@@ -141,8 +141,10 @@ class SemanticIndex:
                                            "older collection naming): run rca ingest for it again") from None
             raise RetrievalUnavailable(f"Chroma: {type(exc).__name__}: {_first_line(exc)}") from None
 
-    def index(self, corpus: str, table: pa.Table, progress: ProgressFn | None = None) -> dict[str, Any]:
+    def index(self, corpus: str, table: pa.Table, progress: ProgressFn | None = None, *,
+              prune: bool = False) -> dict[str, Any]:
         """Add the table's templates to the corpus collection; only templates not indexed yet are embedded.
+        With ``prune`` (a re-ingest: the table is the whole corpus) templates the table no longer has are removed.
 
         Returns the counts and, under "ids" and "vectors", every template's vector as Chroma holds it: the corpus
         keeps them, so analysing it needs no Chroma (nor its import)."""
@@ -175,9 +177,36 @@ class SemanticIndex:
             raise
         except Exception as exc:  # noqa: BLE001
             raise RetrievalUnavailable(f"Chroma: {type(exc).__name__}: {_first_line(exc)}") from None
+        if prune:
+            self._prune(col, set(ids))
         have_ids = [t for t in ids if t in vectors]
         matrix = np.stack([vectors[t] for t in have_ids]) if have_ids else np.zeros((0, 0), np.float32)
         return {"templates": len(ids), "embedded": len(new), "ids": have_ids, "vectors": matrix}
+
+    def _prune(self, col, keep: set[str]) -> None:
+        try:
+            stale = [i for i in col.get(include=[])["ids"] if i not in keep]
+            for s in range(0, len(stale), 1000):
+                col.delete(ids=stale[s:s + 1000])
+        except Exception as exc:  # noqa: BLE001
+            raise RetrievalUnavailable(f"Chroma: {type(exc).__name__}: {_first_line(exc)}") from None
+
+    def orphans(self, corpora: list[str]) -> list[str]:
+        """This project's collections ("rca-…") that belong to none of ``corpora``: left by deleted corpora or
+        by the older naming (``rca-<name>``). Only meaningful when ``corpora`` is every corpus of the store."""
+        keep = {collection_name(c) for c in corpora}
+        try:
+            names = [getattr(c, "name", c) for c in self.client.list_collections()]
+        except Exception as exc:  # noqa: BLE001
+            raise RetrievalUnavailable(f"Chroma: {type(exc).__name__}: {_first_line(exc)}") from None
+        return sorted(n for n in names if n.startswith("rca-") and n not in keep)
+
+    def drop_collections(self, names: list[str]) -> None:
+        for n in names:
+            try:
+                self.client.delete_collection(n)
+            except Exception as exc:  # noqa: BLE001
+                raise RetrievalUnavailable(f"Chroma: {type(exc).__name__}: {_first_line(exc)}") from None
 
     def similarities(self, corpus: str, issue: str, template_ids: list[str]) -> dict[str, float]:
         """Cosine similarity of the issue to each given template (and to its nearest neighbours in the corpus).

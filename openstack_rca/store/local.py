@@ -10,6 +10,7 @@ that version, which stays on disk for ``grace_s`` after it is superseded twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ import secrets
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 
@@ -124,11 +125,25 @@ class LocalCorpusStore:
     # -- writers ---------------------------------------------------------------------------------------------
     def publish(self, name: str, table: pa.Table, scores: pa.Table, meta: dict[str, Any],
                 vectors: Vectors | None = None) -> str:
-        meta = stamp_meta(name, table, meta)
-        vid = self._write(name, lambda stage: write_version(stage, table, scores, meta, vectors),
-                          self.lock_timeout_s)
-        assert vid is not None  # only a conditional write can be skipped
-        return vid
+        with self.writer(name) as w:
+            return w.publish(table, scores, meta, vectors)
+
+    @contextlib.contextmanager
+    def writer(self, name: str) -> Iterator["_Writer"]:
+        """Hold the corpus's writer lock (StoreBusy after lock_timeout_s) across work that must match what gets
+        published, e.g. its Chroma collection: another ingest of the name cannot interleave with it."""
+        with self._locked(name, self.lock_timeout_s):
+            yield _Writer(self, name)
+
+    @contextlib.contextmanager
+    def _locked(self, name: str, timeout_s: float) -> Iterator[Path]:
+        d = self._dir(name)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, f"corpus {name!r}") from None
+        with flock(d / LOCK, timeout_s, f"corpus {name!r}"):
+            yield d
 
     def rescore(self, base: Corpus, scores: pa.Table, **meta: Any) -> Corpus | None:
         d = self._dir(base.name)
@@ -141,44 +156,39 @@ class LocalCorpusStore:
                     _link_or_copy(src / f, stage / f)
             write_version(stage, None, scores, new_meta)
 
-        vid = self._write(base.name, fill, 0.0, expect=base.version)
+        with self._locked(base.name, 0.0) as d:
+            vid = self._write_locked(d, fill, expect=base.version)
         return None if vid is None else Corpus(base.name, base.table, scores, new_meta, base.vectors, vid)
 
-    def _write(self, name: str, fill: Callable[[Path], None], timeout_s: float,
-               expect: str | None = None) -> str | None:
-        d = self._dir(name)
-        what = f"corpus {name!r}"
+    def _write_locked(self, d: Path, fill: Callable[[Path], None], expect: str | None = None) -> str | None:
+        """Stage, rename, point CURRENT at it; the caller holds the corpus's lock."""
+        what = f"corpus {d.name!r}"
+        before = self._pointer(d)
+        if expect is not None and before[:1] != [expect]:
+            return None  # another version was published meanwhile: it wins
+        vid = _new_id()
+        stage, final = d / f"{STAGING}{vid}", d / vid
         try:
-            d.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise storage_error(exc, what) from None
-        with flock(d / LOCK, timeout_s, what):
-            before = self._pointer(d)
-            if expect is not None and before[:1] != [expect]:
-                return None  # another version was published meanwhile: it wins
-            vid = _new_id()
-            stage, final = d / f"{STAGING}{vid}", d / vid
+            stage.mkdir()
+            fill(stage)
+            for f in stage.iterdir():
+                fsync_file(f)
+            fsync_dir(stage)
+            os.rename(stage, final)
+            replace_text(d / CURRENT, "\n".join([vid, *before[:1]]) + "\n")
+        except BaseException as exc:
+            shutil.rmtree(stage, ignore_errors=True)
+            if self._pointer(d)[:1] != [vid]:
+                shutil.rmtree(final, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise storage_error(exc, what) from None
+            raise
+        if before and before[0] != LEGACY:
             try:
-                stage.mkdir()
-                fill(stage)
-                for f in stage.iterdir():
-                    fsync_file(f)
-                fsync_dir(stage)
-                os.rename(stage, final)
-                replace_text(d / CURRENT, "\n".join([vid, *before[:1]]) + "\n")
-            except BaseException as exc:
-                shutil.rmtree(stage, ignore_errors=True)
-                if self._pointer(d)[:1] != [vid]:
-                    shutil.rmtree(final, ignore_errors=True)
-                if isinstance(exc, OSError):
-                    raise storage_error(exc, what) from None
-                raise
-            if before and before[0] != LEGACY:
-                try:
-                    os.utime(d / before[0])  # retired now: readers may hold it for grace_s from here
-                except OSError:
-                    pass
-            self._collect(d)
+                os.utime(d / before[0])  # retired now: readers may hold it for grace_s from here
+            except OSError:
+                pass
+        self._collect(d)
         return vid
 
     def delete(self, name: str) -> None:
@@ -236,3 +246,17 @@ class LocalCorpusStore:
             except RCAError:
                 out["busy"] += 1
         return out
+
+
+class _Writer:
+    """What ``LocalCorpusStore.writer`` yields: publishes while the lock is held."""
+
+    def __init__(self, store: LocalCorpusStore, name: str):
+        self.store, self.name = store, name
+
+    def publish(self, table: pa.Table, scores: pa.Table, meta: dict[str, Any], vectors: Vectors | None = None) -> str:
+        meta = stamp_meta(self.name, table, meta)
+        vid = self.store._write_locked(self.store._dir(self.name),
+                                       lambda stage: write_version(stage, table, scores, meta, vectors))
+        assert vid is not None  # only a conditional write can be skipped
+        return vid
