@@ -172,10 +172,16 @@ class StoreConfig:
     """How long a writer waits for another writer of the same corpus before answering StoreBusy (HTTP 409)."""
     grace_s: float = 60.0
     """Versions older than the previous one are deleted only after this long (a reader may still hold them)."""
+    url: str = ""
+    """'' = corpora under RCA_HOME; ``s3://bucket/prefix`` = in S3, shared by every replica (env RCA_CORPUS_STORE)."""
+    lease_s: float = 900.0
+    """S3 only: how long a writer's lease on a corpus lasts; a writer killed mid-ingest blocks the name this long."""
 
     def __post_init__(self) -> None:
-        if self.lock_timeout_s < 0 or self.grace_s < 0:
-            raise ConfigError("store.lock_timeout_s and store.grace_s must be >= 0")
+        if self.lock_timeout_s < 0 or self.grace_s < 0 or self.lease_s <= 0:
+            raise ConfigError("store.lock_timeout_s and store.grace_s must be >= 0, store.lease_s > 0")
+        if self.url and not self.url.startswith("s3://"):
+            raise ConfigError(f"store.url {self.url!r}: use s3://BUCKET/PREFIX, or leave it empty for RCA_HOME")
 
 
 @dataclass(frozen=True)
@@ -280,6 +286,8 @@ def load(path: str | os.PathLike[str] | None = None, env: typing.Mapping[str, st
     """Build the config from defaults, an optional TOML file and ``RCA_*`` variables."""
     env = os.environ if env is None else env
     home = Path(env.get("RCA_HOME") or "~/.openstack-rca").expanduser()
+    if env.get("RCA_CORPUS_STORE") and not env.get("RCA_STORE_URL"):  # the name the chart and docs use
+        env = {**env, "RCA_STORE_URL": env["RCA_CORPUS_STORE"]}
     if path is None and env.get("RCA_CONFIG"):
         path = env["RCA_CONFIG"]
     file_values: dict[str, typing.Any] = {}

@@ -87,9 +87,21 @@ class CorpusStore(Protocol):
 
 
 def store(cfg: RCAConfig) -> CorpusStore:
+    """The configured store: S3 when ``store.url`` is s3://… (every replica sees every corpus), else RCA_HOME."""
+    s = cfg.store
+    if s.url:
+        from .store.s3 import S3CorpusStore
+
+        st = S3CorpusStore(s.url, lock_timeout_s=s.lock_timeout_s, grace_s=s.grace_s, lease_s=s.lease_s,
+                           client=_S3.get("client"))
+        _S3["client"] = st.s3  # one client per process (thread-safe; creating one costs ~50 ms)
+        return st
     from .store import LocalCorpusStore
 
-    return LocalCorpusStore(cfg.corpora_dir, lock_timeout_s=cfg.store.lock_timeout_s, grace_s=cfg.store.grace_s)
+    return LocalCorpusStore(cfg.corpora_dir, lock_timeout_s=s.lock_timeout_s, grace_s=s.grace_s)
+
+
+_S3: dict[tuple, Any] = {}
 
 
 # -- one version's files: what any store writes and reads ------------------------------------------------------

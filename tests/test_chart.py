@@ -746,6 +746,7 @@ BAD_VALUES = [
     ({"extraEnv": {"RCA_API_TOKEN": "x"}}, "RCA_API_TOKEN", "propertyName"),
     ({"ingress": {"hosts": [{"host": "a.example.com", "paths": [{"path": "/", "pathType": "Wildcard"}]}]}},
      "/ingress/hosts/0/paths/0/pathType", "Prefix"),
+    ({"corpora": {"store": "/var/lib/corpora"}}, "/corpora/store", "does not match"),
 ]
 
 
@@ -797,7 +798,8 @@ def test_iam_policy_is_least_privilege():
         assert s["Effect"] == "Allow"
         actions = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
         assert all(a.startswith("s3:") and "*" not in a for a in actions), s
-        assert "*" not in s["Resource"].replace("/PREFIX/*", "").replace("/LOGS_PREFIX/*", ""), s
+        assert "*" not in s["Resource"].replace("/PREFIX/*", "").replace("/LOGS_PREFIX/*", "")\
+            .replace("/CORPORA_PREFIX/*", ""), s
     lst = stmts["ListMlflowArtifactPrefix"]
     assert lst["Action"] == "s3:ListBucket" and lst["Resource"] == "arn:aws:s3:::BUCKET"
     assert lst["Condition"]["StringLike"]["s3:prefix"] == ["PREFIX", "PREFIX/*"]
@@ -805,6 +807,23 @@ def test_iam_policy_is_least_privilege():
     assert sorted(rw["Action"]) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
     assert rw["Resource"] == "arn:aws:s3:::BUCKET/PREFIX/*"
     assert stmts["ReadTrainingLogs"]["Action"] == "s3:GetObject"  # logs: read only
+    # corpora in S3 (RCA_CORPUS_STORE): objects under their prefix only; the conditional writes that publish
+    # a version and take a writer's lease are plain PutObject/DeleteObject with If-Match / If-None-Match
+    assert sorted(stmts["ReadWriteCorpora"]["Action"]) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    assert stmts["ReadWriteCorpora"]["Resource"] == "arn:aws:s3:::CORPORA_BUCKET/CORPORA_PREFIX/*"
+    assert stmts["ListCorpora"]["Condition"]["StringLike"]["s3:prefix"] == ["CORPORA_PREFIX", "CORPORA_PREFIX/*"]
+
+
+def test_corpora_in_s3_reach_every_pod(chart, rendered):
+    """Off by default (each pod's RCA_HOME); set, every pod reads the same bucket, and load() picks the S3 store."""
+    from openstack_rca.config import load
+
+    assert "RCA_CORPUS_STORE" not in configmap_data(rendered["default"])
+    objs = render(chart, {"corpora": {"store": "s3://my-bucket/rca/corpora"},
+                          "aws": {"region": "eu-west-1", "s3EndpointUrl": "http://minio:9000"}})
+    cm = configmap_data(objs)
+    assert cm["RCA_CORPUS_STORE"] == "s3://my-bucket/rca/corpora" and cm["AWS_ENDPOINT_URL_S3"] == "http://minio:9000"
+    assert load(env=cm).store.url == "s3://my-bucket/rca/corpora"
 
 
 def test_storage_class():

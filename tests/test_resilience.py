@@ -74,6 +74,25 @@ def _stop(srv) -> None:
             pass
 
 
+def _kill9(srv) -> None:
+    """kill -9 the whole server: BentoML starts each worker in its own session, so killing the process group
+    would leave the workers serving (and finishing the request in flight)."""
+    import psutil
+
+    try:
+        root = psutil.Process(srv["proc"].pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=30)
+    srv["proc"].wait(timeout=30)
+
+
 def _log(srv) -> str:
     srv["log"].flush()
     srv["log"].seek(0)
