@@ -35,7 +35,8 @@ def blackhole():
     s.close()
 
 
-def _serve(home, tmp, env_extra: dict, wait_ready: bool = True, timeout: float = 240):
+def _serve(home, tmp, env_extra: dict, wait_ready: bool = True, timeout: float = 240, wrap: tuple = ()):
+    """``wrap``: a command that execs the server's argv it is given (e.g. `unshare ... sh -c '...exec "$@"'`)."""
     port, grpc_port = _free_port(), _free_port()
     env = {**os.environ, "RCA_HOME": str(home), "RCA_API_TOKEN": TOKEN, "RCA_GRPC_PORT": str(grpc_port),
            "RCA_SERVE_MAX_BODY_BYTES": str(BODY_LIMIT), "RCA_SERVE_MAX_SCORE_LINES": "500",
@@ -45,7 +46,7 @@ def _serve(home, tmp, env_extra: dict, wait_ready: bool = True, timeout: float =
         env.pop(k, None)
     env = {k: v for k, v in env.items() if v is not None}
     log = open(tmp / "serve.log", "w+")
-    proc = subprocess.Popen([str(BENTOML), "serve", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
+    proc = subprocess.Popen([*wrap, str(BENTOML), "serve", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     srv = {"base": f"http://127.0.0.1:{port}", "log": log, "proc": proc, "started": time.monotonic()}
     deadline = time.time() + timeout
@@ -65,13 +66,10 @@ def _serve(home, tmp, env_extra: dict, wait_ready: bool = True, timeout: float =
 
 def _stop(srv) -> None:
     try:
-        os.killpg(srv["proc"].pid, signal.SIGTERM)
+        os.killpg(srv["proc"].pid, signal.SIGTERM)  # the arbiter stops its workers
         srv["proc"].wait(timeout=30)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(srv["proc"].pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill9(srv)
 
 
 def _kill9(srv) -> None:
