@@ -24,6 +24,8 @@ from .config import RCAConfig
 from .diagnose import diagnose, parse_issue
 from .errors import InvalidInput, RCAError
 from .narrate.claude import ClaudeNarrator, TextFn
+from .parse.reader import RawFile
+from .telemetry import stage
 from .retrieve import (Embedder, EmbeddingUnavailable, RetrievalUnavailable, SemanticIndex, Similarity, connect,
                        template_texts)
 
@@ -44,6 +46,11 @@ def require_records(table: pa.Table, totals: dict[str, Any], where: Sequence[Any
     else:
         found = (f"{files} file(s), " if files else "") + f"{lines} line(s), none in a known log layout"
     raise InvalidInput(f"no log records in {place}: {found}; point it at OpenStack service logs (e.g. /var/log/nova)")
+
+
+def _count(span: Any, records: int) -> None:
+    if span is not None:
+        span.set_attribute("rca.records", records)
 
 
 def _ms(t0: float) -> float:
@@ -130,32 +137,36 @@ class Analyzer:
 
     # -- ingest ----------------------------------------------------------------------------------------------
     def ingest(self, paths: Sequence[str] | None, name: str, *, progress: Callable[[int], None] | None = None,
-               index: bool = True, text: str | None = None) -> dict[str, Any]:
-        """Parse, score and index ``paths`` (or one request's log ``text``) as corpus ``name``."""
+               index: bool = True, text: str | None = None,
+               members: Sequence[RawFile] | None = None) -> dict[str, Any]:
+        """Parse, score and index ``paths`` (or one request's log ``text``, or in-memory ``members``: pod logs
+        from ``sources.k8s``) as corpus ``name``."""
         corpus_store.corpus_dir(self.cfg, name)  # validate the name before any work
         # what killed writers left behind (corpora being written are skipped): swept by writers, so readers (every
         # `rca analyze`) never pay for it; the service also sweeps at start
         corpus_store.cleanup(self.cfg)
         t0 = time.perf_counter()
-        if text is not None:
-            from .parse.text import parse_text
-            from .parse.text import totals as text_totals
+        timings: dict[str, float] = {}
+        with stage("parse", timings, corpus=name) as sp:
+            if text is not None:
+                from .parse.text import parse_text
+                from .parse.text import totals as text_totals
 
-            res = parse_text(text, f"{name}.log", max_line_bytes=self.cfg.parse.max_line_bytes)
-            table, totals = res.table, text_totals(res)
-            paths = []
-        else:
-            from .parse import Parser
+                res = parse_text(text, f"{name}.log", max_line_bytes=self.cfg.parse.max_line_bytes)
+                table, totals = res.table, text_totals(res)
+                paths = []
+            else:
+                from .parse import Parser
 
-            result = Parser(self.cfg).parse(paths, progress)
-            table, totals = result.table, result.summary()["totals"]
+                result = Parser(self.cfg).parse(paths or [], progress, members=members or ())
+                table, totals = result.table, result.summary()["totals"]
+                paths = [*(paths or []), *(m.path for m in members or ())]  # what the corpus was made of, by name
+            _count(sp, table.num_rows)
         require_records(table, totals if text is None else {**totals, "files": 0},
                         paths if text is None else ["the log text"])
-        t_parse = _ms(t0)
-        t1 = time.perf_counter()
         m = self.model
-        scores = self._score(table)
-        t_score = _ms(t1)
+        with stage("score", timings, records=table.num_rows, model_version=str(m.version)):
+            scores = self._score(table)
         meta: dict[str, Any] = {
             "files": [str(p) for p in paths], "input": totals,
             "model": {"name": m.name, "version": m.version}, "indexed": False,
@@ -165,22 +176,23 @@ class Analyzer:
         # The Chroma step runs under the corpus's writer lock, with the publish: two ingests of one name cannot
         # mix their templates in its collection, and the collection ends up holding the published version's.
         with corpus_store.store(self.cfg).writer(name) as w:
-            t2 = time.perf_counter()
             vectors = None
-            if index:
-                try:
-                    idx = self.semantic_index()
-                    indexed = idx.index(name, table, prune=True)
-                    meta.update(indexed=True, embedding_model=idx.embedder.name, templates=indexed["templates"])
-                    vectors = corpus_store.Vectors(idx.embedder.key, indexed["ids"], indexed["vectors"])
-                except (RetrievalUnavailable, EmbeddingUnavailable) as exc:
-                    self._forget_index()
-                    warnings.append(f"semantic index not built ({exc}); the corpus works in fast mode until "
-                                    f"`rca ingest` runs again with Chroma reachable")
-            t_index = _ms(t2)
-            w.publish(table, scores, meta, vectors)
+            with stage("index", timings, corpus=name):
+                if index:
+                    try:
+                        idx = self.semantic_index()
+                        indexed = idx.index(name, table, prune=True)
+                        meta.update(indexed=True, embedding_model=idx.embedder.name,
+                                    templates=indexed["templates"])
+                        vectors = corpus_store.Vectors(idx.embedder.key, indexed["ids"], indexed["vectors"])
+                    except (RetrievalUnavailable, EmbeddingUnavailable) as exc:
+                        self._forget_index()
+                        warnings.append(f"semantic index not built ({exc}); the corpus works in fast mode until "
+                                        f"`rca ingest` runs again with Chroma reachable")
+            with stage("publish", timings, corpus=name):
+                w.publish(table, scores, meta, vectors)
         return {"corpus": name, **meta, "embedded": indexed.get("embedded", 0), "warnings": warnings,
-                "timings_ms": {"parse": t_parse, "score": t_score, "index": t_index, "total": _ms(t0)}}
+                "timings_ms": {**timings, "total": _ms(t0)}}
 
     def _semantic(self, issue: str, tab: pa.Table, c: corpus_store.Corpus | None):
         """What diagnose needs of the issue's meaning: a ``Similarity`` over the corpus's stored vectors or the
@@ -232,7 +244,7 @@ class Analyzer:
     # -- analyze ---------------------------------------------------------------------------------------------
     def analyze(self, issue: str, *, paths: Iterable[str] | None = None, corpus: str | None = None,
                 table: pa.Table | None = None, text: str | None = None, mode: str | None = None,
-                top_k: int | None = None,
+                top_k: int | None = None, members: Sequence[RawFile] | None = None,
                 narrate: bool = True, on_text: TextFn | None = None) -> dict[str, Any]:
         issue = " ".join(str(issue or "").split())
         if not issue:
@@ -246,9 +258,12 @@ class Analyzer:
         top_k = self.cfg.analyze.top_k if top_k is None else top_k
         if not 1 <= int(top_k) <= 100:
             raise InvalidInput(f"top_k must be 1..100 (got {top_k})")
-        given = sum(x is not None for x in (paths, corpus, table, text))
+        given = sum(x is not None for x in (paths, corpus, table, text, members))
         if given != 1:
-            raise InvalidInput("give exactly one of: log paths, log text, an ingested corpus name, or a parsed table")
+            raise InvalidInput("give exactly one of: log paths, log text, pod logs, an ingested corpus name, or a "
+                               "parsed table")
+        if members is not None:  # in-memory logs (sources.k8s) go the paths' way, named by their labels
+            paths = [m.path for m in members]
 
         timings: dict[str, float] = {}
         warnings: list[str] = []
@@ -256,22 +271,21 @@ class Analyzer:
         scores = None
         source: dict[str, Any]
         if corpus is not None:  # an unknown corpus is bad input: say so before loading any model
-            t = time.perf_counter()
-            c = self._load_corpus(corpus)
-            timings["corpus"] = _ms(t)
+            with stage("corpus", timings, corpus=corpus):
+                c = self._load_corpus(corpus)
         elif paths is not None:  # logs with no records are bad input too: say so before loading any model
             from .parse import Parser
 
-            t = time.perf_counter()
-            result = Parser(self.cfg).parse(list(paths))
-            timings["parse"] = _ms(t)
+            with stage("parse", timings) as sp:
+                result = Parser(self.cfg).parse([] if members is not None else list(paths), members=members or ())
+                _count(sp, result.table.num_rows)
             require_records(result.table, result.summary()["totals"], paths)
         elif text is not None:
             from .parse.text import parse_text, totals
 
-            t = time.perf_counter()
-            res = parse_text(text, "request", max_line_bytes=self.cfg.parse.max_line_bytes)
-            timings["parse"] = _ms(t)
+            with stage("parse", timings) as sp:
+                res = parse_text(text, "request", max_line_bytes=self.cfg.parse.max_line_bytes)
+                _count(sp, res.table.num_rows)
             require_records(res.table, {**totals(res), "files": 0}, ["the log text"])
         first_load = self._loaded is None
         m = self.model
@@ -300,33 +314,30 @@ class Analyzer:
             source = {"records": tab.num_rows}
             mode_used = mode
         if scores is None or scores.num_rows != tab.num_rows:
-            t = time.perf_counter()
-            scores = self._score(tab)
-            timings["score"] = _ms(t)
+            with stage("score", timings, records=tab.num_rows, model_version=str(m.version)):
+                scores = self._score(tab)
             if corpus is not None:
                 self._keep_scores(c, scores, m)
 
         parsed = parse_issue(issue)
         semantic = None
         if mode_used == "hybrid":
-            t = time.perf_counter()
+            with stage("retrieve", timings):
+                try:
+                    semantic = self._semantic(issue, tab, c if corpus is not None else None)
+                except (RetrievalUnavailable, EmbeddingUnavailable) as exc:
+                    self._forget_index()
+                    warnings.append(f"semantic search unavailable ({exc}); fast mode used")
+                    mode_used = "fast"
+                    semantic = None
+
+        with stage("diagnose", timings, records=tab.num_rows, mode=mode_used):
             try:
-                semantic = self._semantic(issue, tab, c if corpus is not None else None)
-            except (RetrievalUnavailable, EmbeddingUnavailable) as exc:
-                self._forget_index()
+                dg = diagnose(tab, scores, m.bundle, parsed, semantic=semantic, top_k=int(top_k))
+            except (RetrievalUnavailable, EmbeddingUnavailable) as exc:  # a lookup the diagnosis asked for failed
                 warnings.append(f"semantic search unavailable ({exc}); fast mode used")
                 mode_used = "fast"
-                semantic = None
-            timings["retrieve"] = _ms(t)
-
-        t = time.perf_counter()
-        try:
-            dg = diagnose(tab, scores, m.bundle, parsed, semantic=semantic, top_k=int(top_k))
-        except (RetrievalUnavailable, EmbeddingUnavailable) as exc:  # a lookup the diagnosis asked for failed
-            warnings.append(f"semantic search unavailable ({exc}); fast mode used")
-            mode_used = "fast"
-            dg = diagnose(tab, scores, m.bundle, parsed, semantic=None, top_k=int(top_k))
-        timings["diagnose"] = _ms(t)
+                dg = diagnose(tab, scores, m.bundle, parsed, semantic=None, top_k=int(top_k))
         if isinstance(semantic, Similarity):  # the lookups ran inside diagnose: count them as retrieval
             spent = round(semantic.seconds * 1000, 1)
             timings["retrieve"] = round(timings["retrieve"] + spent, 1)
@@ -341,9 +352,8 @@ class Analyzer:
             "source": source, "stats": dg.stats, "warnings": warnings, "timings_ms": timings,
         }
         if narrate:
-            t = time.perf_counter()
-            report["narrative"] = self._narrator.narrate(report, on_text)
-            timings["narrate"] = _ms(t)
+            with stage("narrate", timings):
+                report["narrative"] = self._narrator.narrate(report, on_text)
             if report["narrative"].get("warning"):
                 warnings.append(f"narrative: {report['narrative']['warning']}")
         timings["total"] = _ms(t0)

@@ -279,15 +279,58 @@ def cmd_ingest(args: argparse.Namespace, cfg: RCAConfig) -> int:
     from .parse import reader
 
     cfg = _with_model_flags(cfg, args)
-    files = reader.discover(args.paths)
-    total = sum(f.stat().st_size for f in files)
+    if bool(args.paths) == (args.k8s is not None):
+        raise InvalidInput("rca ingest needs PATH... or --k8s NAMESPACE (one of them)")
+    pods = _pod_logs(args, cfg)
+    if pods is None:
+        files = reader.discover(args.paths)
+        total = sum(f.stat().st_size for f in files)
+    else:
+        total = pods.summary["bytes"]
     with console.byte_progress("ingesting", total) as progress:
-        res = Analyzer(cfg).ingest(args.paths, args.corpus, progress=progress, index=not args.no_index)
+        res = Analyzer(cfg).ingest(args.paths or None, args.corpus, progress=progress, index=not args.no_index,
+                                   members=pods.files if pods is not None else None)
+    if pods is not None:
+        res["k8s"] = pods.summary
+        res["warnings"] = [*res.get("warnings", []), *pods.warnings()]
     if args.json:
         _print_json(res)
     else:
         console.ingest_summary(res)
     return 0
+
+
+def _pod_logs(args: argparse.Namespace, cfg: RCAConfig):
+    """The pod logs ``--k8s NAMESPACE`` and its options name (``sources.k8s.PodLogs``), or None without it."""
+    given = [f"--{name.replace('_', '-')}" for name in ("selector", "since", "container", "tail", "kubeconfig",
+                                                         "context") if getattr(args, name) is not None]
+    if args.k8s is None:
+        if given:
+            raise InvalidInput(f"{', '.join(given)}: for pod logs only; add --k8s NAMESPACE")
+        return None
+    from . import console
+    from .sources import k8s
+
+    query = k8s.PodLogQuery(
+        namespace=args.k8s, selector=args.selector or "", container=args.container, previous=args.previous,
+        since_s=k8s.parse_duration(args.since) if args.since is not None else None, tail_lines=args.tail)
+    with console.byte_progress("reading pod logs", cfg.k8s.max_bytes) as progress:
+        return k8s.read_pod_logs(query, cfg.k8s, kubeconfig=args.kubeconfig, context=args.context,
+                                 progress=progress)
+
+
+def _add_pod_log_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("pod logs (Kubernetes: openstack-helm, kolla on k8s)")
+    g.add_argument("--k8s", metavar="NAMESPACE", help="read the logs of the pods in NAMESPACE through the API")
+    g.add_argument("--selector", "-l", help="label selector, e.g. application=nova (default: every pod)")
+    g.add_argument("--since", help="only lines newer than this, e.g. 30m, 2h, 1d (default: all the kubelet kept)")
+    g.add_argument("--container", help="only this container of each pod (default: all of them)")
+    g.add_argument("--previous", action=argparse.BooleanOptionalAction, default=True,
+                   help="also read the log of a restarted container's previous run (default: yes)")
+    g.add_argument("--tail", type=int, metavar="LINES", help="only the last LINES lines of each container log")
+    g.add_argument("--kubeconfig", help="kubeconfig file (default: k8s.kubeconfig, $KUBECONFIG, ~/.kube/config; "
+                                        "in a pod its service account)")
+    g.add_argument("--context", help="kubeconfig context (default: its current-context)")
 
 
 def _process_age_ms() -> float | None:
@@ -306,8 +349,8 @@ def cmd_analyze(args: argparse.Namespace, cfg: RCAConfig) -> int:
     _quiet_rag()
     from .analyze import Analyzer
 
-    if bool(args.logs) == bool(args.corpus):
-        raise InvalidInput("rca analyze needs --logs PATH... or --corpus NAME (one of them)")
+    if sum(bool(x) for x in (args.logs, args.corpus, args.k8s is not None)) != 1:
+        raise InvalidInput("rca analyze needs --logs PATH..., --corpus NAME or --k8s NAMESPACE (one of them)")
     if args.logs:
         for p in args.logs:
             if not Path(p).exists():
@@ -319,9 +362,14 @@ def cmd_analyze(args: argparse.Namespace, cfg: RCAConfig) -> int:
             sys.stderr.write(chunk)
             sys.stderr.flush()
     startup = _process_age_ms()
+    pods = _pod_logs(args, cfg)
     rep = Analyzer(cfg).analyze(
         args.issue, paths=args.logs or None, corpus=args.corpus, mode="fast" if args.fast_mode else None,
-        top_k=args.top_k, narrate=not args.no_narrative, on_text=on_text)
+        top_k=args.top_k, narrate=not args.no_narrative, on_text=on_text,
+        members=pods.files if pods is not None else None)
+    if pods is not None:
+        rep["source"]["k8s"] = pods.summary
+        rep["warnings"] = [*rep.get("warnings", []), *pods.warnings()]
     if startup is not None:
         rep["timings_ms"] = {"startup": startup, **rep["timings_ms"]}
     if on_text is not None:
@@ -466,10 +514,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alias", help="model alias to evaluate (default: model.alias)")
 
     p = add("ingest", cmd_ingest, "Parse, score and index logs once as a named corpus, for fast analysis.")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="log files, directories or archives (or --k8s)")
     p.add_argument("--corpus", required=True, help="corpus name (letters, digits, . _ -)")
     p.add_argument("--no-index", action="store_true", help="skip the semantic index (the corpus works in fast mode)")
     p.add_argument("--alias", help="model alias to score with (default: model.alias)")
+    _add_pod_log_args(p)
 
     p = add("analyze", cmd_analyze, "Find the root cause of an issue in logs: evidence, component, timeline, narrative.")
     p.add_argument("--issue", required=True, help="what the operator sees, e.g. 'instances fail to boot since 14:00'")
@@ -481,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", action="store_true", help="print Claude's narrative on stderr as it is written")
     p.add_argument("--details", action="store_true", help="also print each evidence item's signal scores")
     p.add_argument("--alias", help="model alias to load (default: model.alias)")
+    _add_pod_log_args(p)
 
     p = add("corpora", cmd_corpora, "List ingested corpora (and any unreadable ones).")
     p.add_argument("--prune-index", action="store_true",

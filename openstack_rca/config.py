@@ -185,6 +185,29 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class K8sConfig:
+    """Pod logs through the Kubernetes API (``rca ingest --k8s NAMESPACE``, ``rca analyze --k8s``)."""
+
+    kubeconfig: str = ""
+    """'' = in a pod, its service account; else $KUBECONFIG, else ~/.kube/config (``--kubeconfig`` wins)."""
+    context: str = ""
+    """kubeconfig context; '' = its current-context (``--context`` wins)."""
+    max_bytes: int = 64 * 1024 * 1024
+    """Most bytes read of one container's log (the API's limitBytes, which keeps the oldest): bound it by time
+    with --since or by lines with --tail to keep the newest."""
+    timestamps: bool = True
+    """Ask for the kubelet's timestamp on every line: the time of lines that carry none of their own."""
+    timeout_s: float = 30.0
+    """Per API call (connecting is bounded at 10 s)."""
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 1024:
+            raise ConfigError(f"k8s.max_bytes must be >= 1024 (got {self.max_bytes})")
+        if self.timeout_s <= 0:
+            raise ConfigError(f"k8s.timeout_s must be > 0 (got {self.timeout_s})")
+
+
+@dataclass(frozen=True)
 class RCAConfig:
     """Everything the library needs to know, in one place."""
 
@@ -196,6 +219,7 @@ class RCAConfig:
     narrative: NarrativeConfig = field(default_factory=NarrativeConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    k8s: K8sConfig = field(default_factory=K8sConfig)
 
     @property
     def cache_dir(self) -> Path:

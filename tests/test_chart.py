@@ -746,6 +746,7 @@ BAD_VALUES = [
     ({"extraEnv": {"RCA_API_TOKEN": "x"}}, "RCA_API_TOKEN", "propertyName"),
     ({"ingress": {"hosts": [{"host": "a.example.com", "paths": [{"path": "/", "pathType": "Wildcard"}]}]}},
      "/ingress/hosts/0/paths/0/pathType", "Prefix"),
+    ({"k8sLogs": {"namespaces": ["OpenStack"]}}, "/k8sLogs/namespaces/0", "does not match"),
     ({"corpora": {"store": "/var/lib/corpora"}}, "/corpora/store", "does not match"),
 ]
 
@@ -769,6 +770,48 @@ def test_template_guards(chart, values, needle):
     with pytest.raises(helm.HelmRenderError) as err:
         chart.render(values, name=RELEASE, namespace=NS)
     assert needle in str(err.value)
+
+
+# ----------------------------------------------------------------------------- pod logs (rca ingest --k8s): RBAC
+
+def test_pod_log_rbac_is_off_by_default(rendered):
+    for values_name, objs in rendered.items():
+        assert not find(objs, "Role") and not find(objs, "RoleBinding"), values_name
+
+
+def test_pod_log_rbac_reads_pods_and_logs_only(chart):
+    """k8sLogs.namespaces: a Role per namespace with get/list on pods and get on pods/log, exactly, bound to the
+    chart's ServiceAccount in the release's namespace; valid for every Kubernetes version the chart supports."""
+    values = {"k8sLogs": {"namespaces": ["openstack", "openstack-infra"]}}
+    objs = render(chart, values)
+    roles, bindings = find(objs, "Role"), find(objs, "RoleBinding")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["openstack", "openstack-infra"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["openstack", "openstack-infra"]
+    sa = one(objs, "ServiceAccount")["metadata"]["name"]
+    for role in roles:
+        assert all(rule["apiGroups"] == [""] and set(rule) == {"apiGroups", "resources", "verbs"}
+                   for rule in role["rules"]), role["rules"]
+        grants = sorted((res, verb) for rule in role["rules"] for res in rule["resources"] for verb in rule["verbs"])
+        assert grants == [("pods", "get"), ("pods", "list"), ("pods/log", "get")]
+        assert role["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+    for binding in bindings:
+        role = next(r for r in roles if r["metadata"]["namespace"] == binding["metadata"]["namespace"])
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                      "name": role["metadata"]["name"]}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NS}]
+    for obj in roles + bindings:
+        for version in K8S_VERSIONS:
+            kv.validate(clean(obj), version, strict=True)
+    report = helm.lint(CHART, values, strict=True, namespace=NS, kube_version="v" + K8S_VERSIONS[0])
+    assert report["errors"] == [], report
+    # an existing ServiceAccount (serviceAccount.create false) is the one bound
+    objs = render(chart, {**values, "serviceAccount": {"create": False, "name": "ops-reader"}})
+    assert {b["subjects"][0]["name"] for b in find(objs, "RoleBinding")} == {"ops-reader"}
+    # the RCA pods, and only they, mount the token the Role is bound to
+    objs = render(chart, values)
+    pods = {o["metadata"]["name"]: o["spec"]["template"]["spec"] for o in objs if o["kind"] == "Deployment"}
+    assert pods[RELEASE]["automountServiceAccountToken"] is True
+    assert all(spec["automountServiceAccountToken"] is False for name, spec in pods.items() if name != RELEASE)
 
 
 # ------------------------------------------------------------------------------------------------------ k8s/ (EKS)

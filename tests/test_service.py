@@ -202,7 +202,7 @@ def test_metrics(service):
     assert "rca_analyze_seconds_bucket" in text
 
 
-@pytest.mark.parametrize("name, extras", [("requirements.txt", ("ml", "rag", "serve")),
+@pytest.mark.parametrize("name, extras", [("requirements.txt", ("ml", "rag", "serve", "k8s")),
                                           ("requirements-train.txt", ("ml", "train", "rag", "serve"))])
 def test_requirements_match_pyproject(name, extras):
     p = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]

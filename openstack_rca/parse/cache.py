@@ -25,7 +25,7 @@ import pyarrow.ipc as ipc
 
 from . import layouts, masking
 
-PARSER_VERSION = "4"
+PARSER_VERSION = "5"  # 5: CRI lines: empty payloads are blank, tracebacks keep their exception
 _SUFFIX = ".arrow"
 _WRITE = ipc.IpcWriteOptions(compression="lz4")
 _COUNTS = "rca.line_counts"

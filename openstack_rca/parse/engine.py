@@ -19,7 +19,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
 import pyarrow as pa
 
@@ -208,11 +208,14 @@ class Parser:
         self.workers = max(1, config.parse.workers or os.cpu_count() or 1)
         self.limits = reader.Limits.of(config.parse)
 
-    def parse(self, paths: Iterable[str | os.PathLike[str]], progress: ProgressFn | None = None) -> ParseResult:
+    def parse(self, paths: Iterable[str | os.PathLike[str]], progress: ProgressFn | None = None, *,
+              members: Sequence[reader.RawFile] = ()) -> ParseResult:
+        """Parse files and directories, then ``members``: files already in memory (pod logs read through the
+        Kubernetes API, ``sources.k8s``), planned exactly as archive members are."""
         t0 = time.perf_counter()
         files = reader.discover(paths)
         sizes = [_size(f) for f in files]
-        total, done = sum(sizes), 0
+        total, done = sum(sizes) + sum(len(m.data) for m in members), 0
         tables: list[pa.Table] = []
         reports: list[FileReport] = []
         learned: dict[str, tuple] = {}
@@ -252,6 +255,10 @@ class Parser:
             pending = self._plan(f)
             pending.size = size
             add(pending)
+        for raw in members:
+            pending = self._plan_raw(raw, None)
+            pending.size = len(raw.data)
+            add(pending)
         flush()
         new = 0
         if self.config.parse.learn_templates and learned:
@@ -269,8 +276,9 @@ class Parser:
                                        warnings=[f"cannot read: {exc.strerror or exc}"]))
         return self._plan_raw(raw, path)
 
-    def _plan_raw(self, raw: reader.RawFile, path: Path) -> _Pending:
-        """Plan one file's (or archive member's) bytes; ``path`` is the file on disk (its year)."""
+    def _plan_raw(self, raw: reader.RawFile, path: Path | None) -> _Pending:
+        """Plan one file's (or archive member's) bytes; ``path`` is the file on disk (its year), None for bytes
+        that were never on this machine's disk (this year)."""
         source = raw.path
         if raw.error:
             return _Pending(FileReport(path=source, status="unreadable", warnings=list(raw.warnings) + [raw.error]))
@@ -284,7 +292,8 @@ class Parser:
         if not raw.data:
             report.status = "empty"
             return pending
-        year = self.config.parse.journal_year or datetime.fromtimestamp(path.stat().st_mtime).year
+        year = self.config.parse.journal_year or (
+            datetime.fromtimestamp(path.stat().st_mtime) if path is not None else datetime.now()).year
         max_line = self.config.parse.max_line_bytes
         if self.cache is not None:
             pending.cache_key = self.cache.key(raw.digest, max_line, year)

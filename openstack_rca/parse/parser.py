@@ -90,7 +90,9 @@ def _instance(msg: str) -> Optional[str]:
 
 
 def _body(text: str) -> str:
-    """A traceback line's text without a repeated oslo header or ``[instance: …]`` prefix."""
+    """A traceback line's text without kubelet's CRI wrapper, a repeated oslo header or ``[instance: …]`` prefix."""
+    if text[:4].isdigit() and (m := CRI.match(text)) is not None:
+        text = m.group(4)
     for marker in ("ERROR ", "TRACE ", "CRITICAL "):
         # after the timestamp and pid, or first on the line (message-only layouts start with the level)
         k = 0 if text.startswith(marker) else text.find(" " + marker) + 1
@@ -231,6 +233,9 @@ def parse_bytes(
                         if not partial:
                             partial_start = ln
                         partial.append(line)
+                        continue
+                    if not partial and (not text or text.isspace()):  # kubelet's record of an empty line
+                        pending_blank.append((ln, line))
                         continue
                     if partial:
                         text = "".join(CRI.match(p).group(4) for p in partial) + text

@@ -65,7 +65,9 @@ _LOGGERS = (
 )
 
 _ROTATION = re.compile(
-    r"(\.(gz|gzip|bz2|bzip2|xz|lzma|zst|zstd|\d+|log|txt|out|err)|[-_.]\d{4}-?\d\d-?\d\d[\w:.-]*)+$", re.I)
+    r"(\.(gz|gzip|bz2|bzip2|xz|lzma|zst|zstd|\d+|log|txt|out|err|previous)|[-_.]\d{4}-?\d\d-?\d\d[\w:.-]*)+$", re.I)
+# openstack-helm's container and pod names that are not the service's own name (neutron-ovs-agent-default-xxxxx)
+_HELM_NAMES = (("neutron-ovs-agent", "neutron-openvswitch-agent"), ("neutron-lb-agent", "neutron-linuxbridge-agent"))
 _CRI_CONTAINER = re.compile(r"^(?P<pod>[^_]+)_(?P<ns>[^_]+)_(?P<container>.+)-[0-9a-f]{64}\.log$")
 _GENERIC = {"0", "1", "2", "error", "errors", "messages", "syslog", "current", "output", "log", "logs", "journal",
             "devstack", "all", "combined", "stdout", "stderr", "console", ""}
@@ -91,6 +93,9 @@ def _known(name: str) -> Optional[str]:
         return _INFRA[low]
     if low.startswith("rabbit@") or low.startswith("rabbitmq"):
         return "rabbitmq"
+    for helm, svc in _HELM_NAMES:
+        if low == helm or low.startswith(helm + "-"):
+            return svc
     for svc in KNOWN_SERVICES:  # longest first: "nova-compute-compute-1" -> nova-compute
         if low == svc or low.startswith(svc + "-"):
             return svc
