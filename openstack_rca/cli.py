@@ -1,7 +1,8 @@
 """``rca``: the command-line shell. It parses arguments, calls the library, and renders; no logic of its own.
 
-Every command takes ``--json``. Errors end in one line on stderr that says what to do, with exit code 2 for bad
-input (missing path, bad argument or config) and 1 for anything else.
+Every command takes ``--json`` but ``serve`` and ``dashboard``, which become the server they start. Errors end in
+one line on stderr that says what to do, with exit code 2 for bad input (missing path, bad argument or config) and 1
+for anything else.
 """
 
 from __future__ import annotations
@@ -440,6 +441,20 @@ def cmd_search(args: argparse.Namespace, cfg: RCAConfig) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    from .serve_cmd import exec_server, serve_command
+
+    exec_server(*serve_command(args.host, args.port, args.service, args.config, cfg.home))
+    return 0  # not reached: this process became the server
+
+
+def cmd_dashboard(args: argparse.Namespace, cfg: RCAConfig) -> int:
+    from .serve_cmd import dashboard_command, exec_server
+
+    exec_server(*dashboard_command(args.host, args.port, args.config, cfg.home))
+    return 0  # not reached: this process became the server
+
+
 # -- argument parsing -----------------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line that says where to look, like every other rca error."""
@@ -543,6 +558,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("templates", cmd_templates, "List the templates learned so far (the model's future vocabulary).")
     p.add_argument("--limit", type=int, default=50)
+
+    help_ = ("Serve the RCA service (HTTP, and OIP v2 gRPC on RCA_GRPC_PORT) with BentoML; needs RCA_API_TOKEN "
+             "(or RCA_ALLOW_ANONYMOUS=1).")
+    p = sub.add_parser("serve", help=help_, description=help_)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
+    p.add_argument("--service", default="RCA", choices=("RCA", "Scorer"),
+                   help="RCA (default: the whole service) or Scorer (the LSTM scorer alone, for RCA_SCORER_URL)")
+    p.set_defaults(fn=cmd_serve)
+    help_ = "Run the Streamlit RCA console (in-process engine, or the service at RCA_API_URL)."
+    p = sub.add_parser("dashboard", help=help_, description=help_)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    p.set_defaults(fn=cmd_dashboard)
     return ap
 
 
