@@ -1,5 +1,7 @@
 """``train``: parse (cached), build sessions, hold out 10% of them, train with progress, evaluate, package the
-bundle as one MLflow pyfunc model, register it and point the alias at the new version.
+bundle as one self-contained MLflow pyfunc model (signature, input example, its own code and pinned requirements,
+the training logs as an MLflow dataset), register it as a new version, and move the alias to it only through the
+promotion gate (``promotion``).
 
 MLflow is wherever the config says: a local sqlite store under RCA_HOME by default, or a tracking server
 (``MLFLOW_TRACKING_URI``) with artifacts in S3 (``MLFLOW_S3_ENDPOINT_URL`` for S3-compatible stores) in production.
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import numpy as np
@@ -23,15 +26,18 @@ from openstack_rca.score.anomaly import score
 from openstack_rca.score.bundle import ModelBundle
 from openstack_rca.score.deeplog import DeepLogConfig, fit, next_probs
 
+from . import lineage, packaging, promotion
+
 MIN_RECORDS = 200
 MIN_SESSIONS = 10
-# what loading and scoring the logged model needs: the LSTM runs in numpy from lstm.npz, so no TensorFlow
-PIP_REQUIREMENTS = ["scikit-learn==1.9.1", "pyarrow==25.0.1", "numpy==2.3.5"]
 
 
 def train(paths: Iterable, cfg: RCAConfig, hp: DeepLogConfig, *,
-          on_epoch: Optional[Callable[[int, dict], None]] = None) -> dict:
-    table = Parser(cfg).parse(list(paths)).table
+          on_epoch: Optional[Callable[[int, dict], None]] = None, promote: Optional[bool] = None) -> dict:
+    """``promote``: None = the gate decides, True = always move the alias, False = never."""
+    paths = list(paths)
+    parsed = Parser(cfg).parse(paths)
+    table = parsed.table
     sessions = build_sessions(table)
     if table.num_rows < MIN_RECORDS or len(sessions) < MIN_SESSIONS:
         raise InvalidInput(
@@ -68,14 +74,26 @@ def train(paths: Iterable, cfg: RCAConfig, hp: DeepLogConfig, *,
     tfidf = TfidfVectorizer(sublinear_tf=True, max_features=50_000, token_pattern=r"(?u)\b[A-Za-z_][A-Za-z_]+\b")
     tfidf.fit([messages[i] for i in train_rows])
     bundle = ModelBundle(model, vocab, counts, tfidf, hp)
-    return _register(cfg, bundle, hp, metrics, table.num_rows, len(sessions))
+    keys = np.empty(table.num_rows, object)
+    keys[sessions.order] = np.repeat(np.array(sessions.keys, object), sessions.lengths())
+    data = {"table": table, "keys": keys, "held": held_rows(table.num_rows, sessions, held),
+            "files": lineage.file_digests(parsed.files), "paths": paths, "sessions": len(sessions)}
+    return _register(cfg, bundle, hp, metrics, data, promote)
 
 
-def _register(cfg: RCAConfig, bundle: ModelBundle, hp: DeepLogConfig, metrics: dict, records: int,
-              n_sessions: int) -> dict:
+def held_rows(n: int, sessions, held: np.ndarray) -> np.ndarray:
+    """Per table row: does its session belong to the held-out set."""
+    out = np.zeros(n, bool)
+    out[sessions.order] = np.repeat(held, sessions.lengths())
+    return out
+
+
+def _register(cfg: RCAConfig, bundle: ModelBundle, hp: DeepLogConfig, metrics: dict, data: dict,
+              promote: Optional[bool]) -> dict:
     mlflow = registry._mlflow(cfg)
     from openstack_rca.score.pyfunc import DeepLogPyfunc
 
+    table = data["table"]
     exp = mlflow.get_experiment_by_name(cfg.model.experiment)
     if exp is None:
         location = cfg.model.artifact_location or None
@@ -84,23 +102,57 @@ def _register(cfg: RCAConfig, bundle: ModelBundle, hp: DeepLogConfig, metrics: d
         # with a tracking server and no explicit location, the server's --artifacts-destination (S3) applies
         mlflow.create_experiment(cfg.model.experiment, artifact_location=location)
     mlflow.set_experiment(cfg.model.experiment)
+    client = mlflow.MlflowClient()
+    champion = _champion(client, cfg)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
-        mlflow.log_params({**hp.to_dict(), "records": records, "sessions": n_sessions})
+        mlflow.log_params({**hp.to_dict(), "records": table.num_rows, "sessions": data["sessions"],
+                           "files": len(data["files"])})
         mlflow.log_metrics(metrics)
+        digest = lineage.log_training_data(mlflow, table, data["keys"], data["held"], data["files"], data["paths"])
         info = mlflow.pyfunc.log_model(
             name="model", python_model=DeepLogPyfunc(), artifacts={"bundle": str(bundle.save(f"{tmp}/bundle"))},
-            registered_model_name=cfg.model.name, pip_requirements=PIP_REQUIREMENTS,
+            code_paths=[str(packaging.stage_code(Path(tmp) / "code"))],
+            input_example=packaging.input_example(table), registered_model_name=cfg.model.name,
+            pip_requirements=packaging.pip_requirements(),
         )
         version = str(info.registered_model_version)
-        client = mlflow.MlflowClient()
-        client.set_registered_model_alias(cfg.model.name, cfg.model.alias, version)
+        decision = promotion.decide(metrics, champion[1], champion[0], cfg.model.promotion_tolerance, promote)
+        for key, value in {"promotion": decision.tag, "promotion_reason": decision.reason,
+                           "dataset_digest": digest}.items():
+            client.set_model_version_tag(cfg.model.name, version, key, value)
+        mlflow.set_tags({"promotion": decision.tag, "promotion_reason": decision.reason})
         local = registry._copy_dir(cfg, version) / "bundle"
         shutil.rmtree(local, ignore_errors=True)
         local.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(f"{tmp}/bundle", local)
-        registry._pointer(cfg).write_text(json.dumps({"version": version}))
+        if decision.promote:
+            client.set_registered_model_alias(cfg.model.name, cfg.model.alias, version)
+            registry._pointer(cfg).write_text(json.dumps({"version": version}))
+        serving = version if decision.promote else champion[0]
         return {
             "model_name": cfg.model.name, "version": version, "alias": cfg.model.alias,
-            "model_uri": f"models:/{cfg.model.name}@{cfg.model.alias}", "run_id": run.info.run_id,
-            "metrics": metrics,
+            "model_uri": f"models:/{cfg.model.name}/{version}",
+            "alias_uri": f"models:/{cfg.model.name}@{cfg.model.alias}",
+            "promoted": decision.promote, "promotion": decision.tag, "promotion_reason": decision.reason,
+            "champion_version": serving, "previous_champion": champion[0], "run_id": run.info.run_id,
+            "dataset_digest": digest, "metrics": metrics,
         }
+
+
+def _champion(client, cfg: RCAConfig) -> tuple[Optional[str], Optional[dict]]:
+    """(version, its run's metrics) of the version the alias points at now; (None, None) before the first."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        current = client.get_model_version_by_alias(cfg.model.name, cfg.model.alias)
+    except MlflowException as exc:  # no such model, or no such alias yet: the first version is promoted
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None, None
+        raise  # an unreachable registry must not look like an empty one
+    metrics: dict = {}
+    if current.run_id:
+        try:
+            metrics = dict(client.get_run(current.run_id).data.metrics)
+        except Exception:  # noqa: BLE001 - a deleted run: the gate says the champion has no metrics
+            pass
+    return str(current.version), metrics

@@ -184,12 +184,14 @@ def cmd_train(args: argparse.Namespace, cfg: RCAConfig) -> int:
         epochs=args.epochs or cfg.model.epochs, seed=args.seed,
     )
     with console.epoch_progress(hp.epochs) as on_epoch:
-        result = train(args.logs, _with_model_flags(cfg, args), hp, on_epoch=on_epoch)
+        result = train(args.logs, _with_model_flags(cfg, args), hp, on_epoch=on_epoch, promote=args.promote)
     if args.json:
         _print_json(result)
     else:
         console.key_values(f"trained {result['model_uri']} (version {result['version']})", {
             "run": result["run_id"], **{k: round(v, 4) for k, v in result["metrics"].items()},
+            result["promotion"]: result["promotion_reason"],
+            result["alias_uri"]: f"version {result['champion_version']}",
         })
     return 0
 
@@ -505,7 +507,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, help="events of history per prediction (default: model.window)")
     p.add_argument("--top-g", dest="top_g", type=int, help="anomalous when outside the g likeliest (default: model.top_g)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--alias", help="alias to point at the new version (default: model.alias)")
+    p.add_argument("--alias", help="alias the promotion gate moves (default: model.alias)")
+    gate = p.add_mutually_exclusive_group()
+    gate.add_argument("--promote", dest="promote", action="store_true", default=None,
+                      help="move the alias to the new version whatever its metrics")
+    gate.add_argument("--no-promote", dest="promote", action="store_false",
+                      help="register the new version without moving the alias")
 
     p = add("models", cmd_models, "The model registry: list versions, promote one to the alias.")
     msub = p.add_subparsers(dest="models_cmd", required=True, metavar="ACTION", parser_class=_Parser)

@@ -75,10 +75,16 @@ class ModelConfig:
     window: int = 10
     top_g: int = 15
     epochs: int = 8
+    promotion_tolerance: float = 0.01
+    """How much worse (absolute) a new version's held-out top_g_accuracy and session_false_positive_rate may be
+    than the champion's for `rca train` to move the alias to it (model_training/promotion.py)."""
 
     def __post_init__(self) -> None:
         if not self.name or not self.alias:
             raise ConfigError("model.name and model.alias must not be empty")
+        if not 0 <= self.promotion_tolerance < 1:
+            raise ConfigError(f"model.promotion_tolerance must be in [0, 1) (got {self.promotion_tolerance}); "
+                              "set RCA_MODEL_PROMOTION_TOLERANCE=0.01")
 
 
 @dataclass(frozen=True)

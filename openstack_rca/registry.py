@@ -51,6 +51,7 @@ def quiet_mlflow() -> None:
     now and again after the deferred import: asking to be quiet never costs the import."""
     global _quiet
     _quiet = True
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # training validates its input example
     _lower_mlflow_loggers()
 
 
@@ -148,7 +149,8 @@ def _fallback(cfg: RCAConfig, why: str, now: str, t0: float) -> LoadedModel:
 
 
 def list_versions(cfg: RCAConfig) -> list[dict]:
-    """Registered versions, newest first, with their aliases and the metrics of the run that made them."""
+    """Registered versions, newest first, with their aliases, the metrics of the run that made them and what the
+    promotion gate decided (``promotion``: promoted | rejected, ``promotion_reason``)."""
     mlflow = _mlflow(cfg)
     client = mlflow.MlflowClient()
     try:
@@ -169,8 +171,10 @@ def list_versions(cfg: RCAConfig) -> list[dict]:
                 metrics = client.get_run(v.run_id).data.metrics
             except Exception:  # noqa: BLE001
                 pass
+        tags = dict(v.tags or {})
         out.append({"version": str(v.version), "aliases": sorted(aliases.get(str(v.version), [])),
-                    "run_id": v.run_id, "created": v.creation_timestamp, "metrics": metrics})
+                    "run_id": v.run_id, "created": v.creation_timestamp, "metrics": metrics,
+                    "promotion": tags.get("promotion"), "promotion_reason": tags.get("promotion_reason")})
     return out
 
 

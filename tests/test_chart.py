@@ -602,8 +602,8 @@ def _check_retrain(cron: dict, s3_uri: str) -> None:
     (init,) = spec["initContainers"]
     assert init["command"][:3] == ["aws", "s3", "sync"] and init["command"][-2:] == [s3_uri, "/data/logs"]
     (train,) = spec["containers"]
-    assert train["command"] == ["python", "-m", "openstack_rca", "train", "--logs", "/data/logs", "--json",
-                                "--alias", "candidate"]
+    # the served alias moves only through `rca train`'s promotion gate: no --promote, no other alias
+    assert train["command"] == ["rca", "train", "--logs", "/data/logs", "--json"]  # the image's entry point
     assert train["workingDir"] == "/home/bentoml/bento/src"
     assert {"name": "logs", "mountPath": "/data/logs", "readOnly": True} in train["volumeMounts"]
     logs = next(v for v in spec["volumes"] if v["name"] == "logs")
@@ -622,6 +622,8 @@ def test_retrain_cronjob_in_chart(rendered, chart):
     assert pod_spec(cron)["containers"][0]["image"] == f"{repo}-train:{tag}"
     assert pod_spec(cron)["containers"][0]["envFrom"] == [{"configMapRef": {"name": f"{RELEASE}-config"}}]
     assert "MLFLOW_TRACKING_URI" in configmap_data(objs)
+    assert configmap_data(objs)["RCA_MODEL_ALIAS"] == "champion"  # the alias the gate moves is the served one
+    assert env_of(pod_spec(cron)["containers"][0])["RCA_MODEL_PROMOTION_TOLERANCE"]["value"] == "0.02"
     # training needs no API, Chroma or Anthropic secret
     assert not any("secretKeyRef" in json.dumps(c) for c in containers(pod_spec(cron)))
     assert "Forbid" == cron["spec"]["concurrencyPolicy"]
@@ -641,6 +643,7 @@ def test_standalone_retrain_cronjob(rendered):
         assert sc["capabilities"] == {"drop": ["ALL"]}
     env = env_of(spec["containers"][0])
     assert env["MLFLOW_TRACKING_URI"]["value"] == f"http://{RELEASE}-mlflow:5000"
+    assert (env["RCA_MODEL_ALIAS"]["value"], env["RCA_MODEL_PROMOTION_TOLERANCE"]["value"]) == ("champion", "0.01")
     # the chart's policies admit it (release openstack-rca), and it runs as the chart's IRSA ServiceAccount
     prod = rendered["production"]
     for name, port in ((f"{RELEASE}-chroma", 8000), (f"{RELEASE}-mlflow", 5000)):
@@ -743,6 +746,7 @@ BAD_VALUES = [
     ({"artifacts": {"bucket": "s3://my-bucket"}}, "/artifacts/bucket", "does not match"),
     ({"chroma": {"external": {"host": "http://chroma:8000"}}}, "/chroma/external/host", "does not match"),
     ({"retrain": {"enabled": True}}, "/retrain/logs/s3Uri", "minLength"),
+    ({"retrain": {"promotionTolerance": 1.5}}, "/retrain/promotionTolerance", "exclusiveMaximum"),
     ({"extraEnv": {"RCA_API_TOKEN": "x"}}, "RCA_API_TOKEN", "propertyName"),
     ({"ingress": {"hosts": [{"host": "a.example.com", "paths": [{"path": "/", "pathType": "Wildcard"}]}]}},
      "/ingress/hosts/0/paths/0/pathType", "Prefix"),
@@ -763,7 +767,6 @@ def test_schema_refuses_bad_values(chart, values, field, hint):
 @pytest.mark.parametrize("values,needle", [
     ({"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}, "maxReplicas must be >= "),
     ({"podDisruptionBudget": {"enabled": True, "minAvailable": 1, "maxUnavailable": 1}}, "not both"),
-    ({"retrain": {"enabled": True, "alias": "champion", "logs": {"s3Uri": "s3://my-logs/normal/"}}}, "must differ"),
     ({"mlflow": {"persistence": {"enabled": False}}}, "set artifacts.bucket"),
 ])
 def test_template_guards(chart, values, needle):

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,15 +38,22 @@ def test_train_registers_versions_and_moves_the_alias(cfg, logs):
     import mlflow
 
     first = train([logs / "normal"], cfg, HP)
-    assert first["version"] == "1" and first["alias"] == "champion"
-    assert first["model_uri"] == "models:/openstack-rca-lstm@champion"
+    assert first["version"] == "1" and first["alias"] == "champion" and first["promoted"] is True
+    assert (first["model_uri"], first["alias_uri"]) == ("models:/openstack-rca-lstm/1",
+                                                        "models:/openstack-rca-lstm@champion")
     assert set(first["metrics"]) >= {"loss", "top_g_accuracy", "session_false_positive_rate"}
     run = mlflow.MlflowClient().get_run(first["run_id"])
     assert run.data.params["window"] == "5" and "loss" in run.data.metrics
-    second = train([logs / "normal"], cfg, replace(HP, seed=1))
-    assert second["version"] == "2"
+    assert run.data.tags["promotion"] == "promoted"
+    kept = train([logs / "normal"], cfg, replace(HP, seed=1), promote=False)  # --no-promote: registered only
+    assert (kept["version"], kept["promoted"], kept["champion_version"]) == ("2", False, "1")
+    assert registry.load(cfg).version == "1"
+    second = train([logs / "normal"], cfg, replace(HP, seed=1), promote=True)
+    assert second["version"] == "3"
     versions = registry.list_versions(cfg)
-    assert [(v["version"], v["aliases"]) for v in versions] == [("2", ["champion"]), ("1", [])]
+    assert [(v["version"], v["aliases"]) for v in versions] == [("3", ["champion"]), ("2", []), ("1", [])]
+    assert [v["promotion"] for v in versions] == ["promoted", "rejected", "promoted"]
+    assert versions[1]["promotion_reason"] == "not promoted: --no-promote"
     assert registry.promote(cfg, "1")["version"] == "1"
     assert registry.load(cfg).version == "1"
     with pytest.raises(InvalidInput, match="no version 9"):
@@ -86,7 +94,7 @@ def test_corrupted_local_copy_is_downloaded_again(cfg, logs):
 
 def test_a_local_copy_loads_without_mlflow_and_a_moved_alias_downloads(cfg, logs):
     train([logs / "normal"], cfg, HP)
-    train([logs / "normal"], cfg, replace(HP, seed=1))
+    train([logs / "normal"], cfg, replace(HP, seed=1), promote=True)
     shutil.rmtree(registry._copy_dir(cfg, "1"))
     code = ("import json, sys; from openstack_rca.config import load; from openstack_rca import registry;"
             "m = registry.load(load()); print(json.dumps({'v': m.version, 'src': m.source, 'ms': m.load_ms,"
@@ -156,19 +164,61 @@ def test_score_without_any_model_tells_to_train(tmp_path, rca_home):
     assert out.returncode == 1 and "rca train" in out.stderr.splitlines()[-1]
 
 
-def test_registered_model_loads_as_one_pyfunc_and_tfidf_ranks_by_issue(cfg, logs):
+def test_registered_model_loads_as_one_pyfunc_on_raw_lines_and_tfidf_ranks_by_issue(cfg, logs):
     import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
 
     result = train([logs / "normal", logs / "fault"], cfg, HP)
     registry._mlflow(cfg)
-    model = mlflow.pyfunc.load_model(result["model_uri"])
-    table = Parser(cfg).parse([logs / "fault"]).table
-    frame = table.select(["source", "line_no", "timestamp", "pid", "level", "service", "request_id", "instance_id",
-                          "template_id"]).to_pandas()
-    out = model.predict(frame)
-    assert len(out) == table.num_rows and {"anomaly", "anomalous", "importance", "expected"} <= set(out.columns)
+    model = mlflow.pyfunc.load_model(result["alias_uri"])
+    files = sorted((logs / "fault").rglob("*.log"))
+    lines = [{"line": line, "source": f.relative_to(logs).as_posix()}
+             for f in files for line in f.read_text().splitlines()]
+    out = model.predict(pd.DataFrame(lines))  # a DataFrame of the signature's fields works in process
+    assert len(out) == len(lines) and all(r.parsed for r in out)
+    table = Parser(cfg).parse(files).table
     bundle = registry.load(cfg).bundle
-    np.testing.assert_allclose(out["anomaly"].to_numpy(), bundle.score(table)["anomaly"].to_numpy(), atol=1e-6)
+    want = bundle.score(table)["anomaly"].to_numpy()
+    row = {(Path(src).relative_to(logs).as_posix(), ln): r
+           for r, (src, ln) in enumerate(zip(table["source"].to_pylist(), table["line_no"].to_pylist()))}
+    firsts = [(r.source, r.record_line_no) for r in out]
+    np.testing.assert_allclose([r.anomaly for r in out], want[[row[k] for k in firsts]], atol=1e-6)
+    with pytest.raises(MlflowException, match="Extra inputs are not permitted"):
+        model.predict([{"line": lines[0]["line"], "level": "INFO"}])
+    with pytest.raises(MlflowException, match="no log records in 1 line"):
+        model.predict([{"line": "hello, not a log"}])
     msgs = ["[Errno 28] No space left on device", "Took 1.2 seconds to build instance.", "Claim successful"]
     rel = bundle.relevance("instances fail: no space left on the compute disk", msgs)
     assert rel.argmax() == 0 and rel[0] > rel[1]
+
+
+def test_promotion_gate_compares_held_out_metrics_within_the_tolerance():
+    from model_training.promotion import decide
+
+    champ = {"top_g_accuracy": 0.95, "session_false_positive_rate": 0.10}
+    assert decide({"top_g_accuracy": 0.67, "session_false_positive_rate": 0.1}, None, None, 0.01).promote
+    worse = decide({"top_g_accuracy": 0.67, "session_false_positive_rate": 0.1}, champ, "4", 0.01)
+    assert (worse.promote, worse.tag) == (False, "rejected")
+    assert "worse than champion v4" in worse.reason and "top_g_accuracy 0.6700 vs 0.9500" in worse.reason
+    noisy = decide({"top_g_accuracy": 0.945, "session_false_positive_rate": 0.105}, champ, "4", 0.01)
+    assert noisy.promote and "no worse than champion v4" in noisy.reason
+    more_alarms = decide({"top_g_accuracy": 0.99, "session_false_positive_rate": 0.2}, champ, "4", 0.01)
+    assert not more_alarms.promote and "session_false_positive_rate" in more_alarms.reason
+    assert decide({"top_g_accuracy": 0.1}, champ, "4", 0.01, force=True).reason == "forced with --promote"
+    best = {"top_g_accuracy": 1.0, "session_false_positive_rate": 0.0}
+    assert not decide(best, champ, "4", 0.01, force=False).promote
+    legacy = decide({"top_g_accuracy": 0.9, "session_false_positive_rate": 0.1}, {}, "1", 0.01)
+    assert legacy.promote and "champion v1 has no top_g_accuracy" in legacy.reason
+
+
+def test_model_code_and_requirements_leave_training_and_compiled_code_home(tmp_path):
+    from model_training import packaging
+
+    reqs = dict(r.split("==") for r in packaging.pip_requirements())
+    assert set(reqs) == {"mlflow-skinny", "numpy", "pandas", "pyarrow", "pydantic", "scikit-learn"}
+    code = packaging.stage_code(tmp_path)
+    names = {p.relative_to(code).as_posix() for p in code.rglob("*") if p.is_file()}
+    assert "score/pyfunc.py" in names and "parse/text.py" in names and "config.py" in names
+    assert not [n for n in names if not n.endswith(".py")]  # no .so, .c or caches
+    assert not any(n.startswith(("retrieve/", "narrate/", "diagnose/", "cli")) for n in names)
