@@ -62,12 +62,19 @@ def error_response(exc: BaseException, endpoint: str = "-") -> JSONResponse:
 
 
 class RequestIdFilter(logging.Filter):
-    """Puts ``[request_id=...]`` in front of every log line written while a request is handled."""
+    """Puts ``[request_id=...]`` in front of every log line written while a request is handled (with
+    RCA_LOG_FORMAT=json it is a field of the line instead)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from openstack_rca.telemetry import log_format
+
+        self.prefix = log_format() != "json"
 
     def filter(self, record: logging.LogRecord) -> bool:
         rid = REQUEST_ID.get()
         record.request_id = rid
-        if rid != "-" and not getattr(record, "_rca_rid", False):
+        if self.prefix and rid != "-" and not getattr(record, "_rca_rid", False):
             record.msg = f"[request_id={rid}] {record.msg}"
             record._rca_rid = True
         return True

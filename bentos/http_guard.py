@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
+from . import metrics
 from .http_errors import REQUEST_ID, RETRY_AFTER_S, body, request_id_from, status_for
 from .schemas import ROUTES
 from .settings import ServeSettings
@@ -19,8 +20,9 @@ from .settings import ServeSettings
 # body before reading the answer (most do) gets the message instead of a broken pipe; beyond it, the connection
 # is dropped.
 DRAIN_CAP = 256 * 1024 * 1024
-OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
-"""The only paths answered without the token (probes, Prometheus): exact matches, everything else needs it."""
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/v2/health/live", "/v2/health/ready"})
+"""The only paths answered without the token (probes, Prometheus, KServe's v2 probes): exact matches, everything
+else needs it."""
 MAX_JSON_DEPTH = 64
 MAX_NUMBER_CHARS = 64
 
@@ -42,6 +44,8 @@ async def _drain(receive: Callable, cap: int) -> None:
 
 async def _send_json(send: Callable, status: int, message: str, extra: list | None = None,
                      more: dict | None = None) -> None:
+    if status >= 400:
+        metrics.rejected(status)
     data = json.dumps({**body(message), **(more or {})}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
@@ -175,6 +179,14 @@ class HTTPGuard:
             refused = self._check(path, model, raw)
             if refused is not None:
                 return await _send_json(send, *refused[:2], more=refused[2])
+        elif path.startswith("/v2/") and path.endswith("/infer"):
+            from .oip import rest  # OIP v2 infer: JSON or binary tensors, under the /score line limit
+
+            if rest.INFER_PATH.fullmatch(path):
+                refused = rest.precheck(raw, headers.get(rest.HEADER_LENGTH.encode()), self.settings.max_score_lines,
+                                        path)
+                if refused is not None:
+                    return await _send_json(send, *refused)
         elif raw:
             try:
                 parse_json(raw)  # BentoML's own routes: the same JSON rules, so nothing odd reaches its parser

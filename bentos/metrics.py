@@ -13,12 +13,21 @@ ANALYZE_SECONDS = bentoml.metrics.Histogram(
 BATCH_SIZE = bentoml.metrics.Histogram(
     name="rca_score_batch_size", documentation="documents per scorer batch (adaptive batching)",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+# "livemax": one series per model across worker processes (the default, "all", adds a pid label, so every
+# restart of a worker would start a new series and a dashboard would count each as another model)
 MODEL_INFO = bentoml.metrics.Gauge(name="rca_model_info", documentation="the model being served (value 1)",
-                                   labelnames=["name", "version"])
+                                   labelnames=["name", "version"], multiprocess_mode="livemax")
+REJECTED = bentoml.metrics.Counter(
+    name="rca_rejected_requests", documentation="requests refused before any work (auth, limits, bad JSON), by status",
+    labelnames=["status"])
 
 
 def request(endpoint: str, mode: str, status: int) -> None:
     REQUESTS.labels(endpoint=endpoint, mode=mode, status=str(status)).inc()
+
+
+def rejected(status: int) -> None:
+    REJECTED.labels(status=str(status)).inc()
 
 
 def model_loaded(name: str, version: str) -> None:

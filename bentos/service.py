@@ -4,8 +4,12 @@
   scores log lines with adaptive batching (``/score`` traffic from many clients shares LSTM passes), scores whole
   tables for ``/analyze`` and ``/ingest``, and serves the Open Inference Protocol v2 over gRPC on its own port.
 * ``Narrator``: the Claude narrator (the only holder of ANTHROPIC_API_KEY), with the offline fallback.
-* ``RCA``: the entry service: ``/analyze``, ``/score``, ``/ingest``, ``/model``; parse, retrieve and diagnose run
-  here, scoring and narration are delegated, so a cluster scales the three apart.
+* ``RCA``: the entry service: ``/analyze``, ``/score``, ``/ingest``, ``/model`` and the OIP v2 REST routes
+  (``/v2/...``); parse, retrieve and diagnose run here, scoring and narration are delegated, so a cluster scales
+  the three apart.
+
+The scorer can also run on its own (``bentoml serve bentos.service:Scorer``, its own pods in the Helm chart):
+with ``RCA_SCORER_URL`` set, the entry reaches it over HTTP instead of starting it.
 
 The shells stay thin: every answer comes from ``openstack_rca.analyze.Analyzer``.
 """
@@ -26,15 +30,19 @@ from openstack_rca.analyze import Analyzer
 from openstack_rca.config import load
 from openstack_rca.errors import DependencyDown, redact
 
-from . import arrow_wire, metrics
+from . import arrow_wire, metrics, observability
+from .bearer_auth import BearerOnly
 from .http_errors import error_response, install_log_filter
 from .http_guard import HTTPGuard
+from .oip import rest as oip_rest
+from .oip.tensors import OIPModel
 from .settings import ServeSettings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 log = logging.getLogger("openstack_rca.serve")
 SETTINGS = ServeSettings.from_env()
+TRACING = observability.tracing_config()  # {} = off; RCA_OTLP_ENDPOINT: spans to an OTLP/gRPC collector
 if sys.argv[1:2] != ["build"]:  # `bentoml build` imports this module too, and serves nothing
     SETTINGS.check()  # no token and no RCA_ALLOW_ANONYMOUS=1: `bentoml serve` exits with the reason, before workers
 
@@ -78,11 +86,13 @@ def _freeze_heap() -> None:
 RUNNER_CONNECTION = {"max_requests": 1_000_000, "max_age": 3600.0}
 
 
-@bentoml.service(name="rca-scorer", workers=1, traffic={"timeout": 300}, runner_connection=RUNNER_CONNECTION)
+@bentoml.service(name="rca-scorer", workers=1, traffic={"timeout": 300}, runner_connection=RUNNER_CONNECTION,
+                 tracing=TRACING)
 class Scorer:
     """The LSTM runner."""
 
     def __init__(self) -> None:
+        observability.setup_process()
         self.cfg = load()
         self.analyzer = Analyzer(self.cfg)
         self.grpc = None
@@ -125,11 +135,13 @@ class Scorer:
         return {"name": m.name, "version": m.version, "alias": m.alias, "source": m.source, "loaded_at": m.loaded_at}
 
 
-@bentoml.service(name="rca-narrator", workers=1, traffic={"timeout": 120}, runner_connection=RUNNER_CONNECTION)
+@bentoml.service(name="rca-narrator", workers=1, traffic={"timeout": 120}, runner_connection=RUNNER_CONNECTION,
+                 tracing=TRACING)
 class Narrator:
     """Claude, or the offline narrative; holds the only copy of the API key."""
 
     def __init__(self) -> None:
+        observability.setup_process()
         from openstack_rca.narrate import ClaudeNarrator
 
         self.narrator = ClaudeNarrator(load().narrative)
@@ -166,17 +178,21 @@ class _RemoteNarrator:
 # runner_probe off: BentoML's own probe waits up to its timeout on a hung scorer; __is_ready__ asks it instead,
 # bounded, so /readyz answers within a second whatever the scorer's state.
 @bentoml.service(name="openstack-rca", traffic={"timeout": 300}, http={"port": 3000}, threads=SETTINGS.threads,
-                 runner_probe={"enabled": False, "timeout": 1, "period": 10})
+                 runner_probe={"enabled": False, "timeout": 1, "period": 10}, tracing=TRACING)
 class RCA:
-    scorer = bentoml.depends(Scorer)
+    # RCA_SCORER_URL: the scorer runs apart (its own `bentoml serve bentos.service:Scorer`), reached over HTTP;
+    # unset, `bentoml serve` starts it beside the entry. Either way the calls below are the same.
+    scorer = bentoml.depends(Scorer, url=SETTINGS.scorer_url or None)
     narrator = bentoml.depends(Narrator)
 
     def __init__(self) -> None:
+        observability.setup_process()  # stage spans under BentoML's request spans; JSON logs if asked
         install_log_filter()  # every log line written for a request carries its request id
         self.cfg = load()
         from openstack_rca import corpus
 
         corpus.cleanup(self.cfg)  # what writers killed mid-ingest left behind (corpora being written: skipped)
+        _authorize(self.scorer, SETTINGS.api_token)  # the scorer answers token holders only (BearerOnly)
         self.analyzer = Analyzer(self.cfg, scorer=self._remote_score, narrator=_RemoteNarrator(self.narrator))
         self.loaded_at = None
         self.started = time.monotonic()
@@ -187,6 +203,9 @@ class RCA:
         except registry.ModelNotReady as exc:
             log.error("no model yet (%s); /readyz stays 503 until one is trained and the service restarts",
                       redact(exc, self.cfg.home))
+        self.oip = None if self.loaded_at is None else OIPModel(
+            self._score_lines, self.analyzer.model.name, model_version_fn=lambda: self.analyzer.model.version,
+            ready_fn=lambda: self.warm is not None, max_lines=SETTINGS.max_score_lines)
         _STATE["rca"] = self
         self._warm_task = None
 
@@ -222,6 +241,13 @@ class RCA:
         _freeze_heap()
         log.info("ready: warm-up %s", warm)
         self.warm = warm
+
+    def _score_lines(self, lines: list[str]) -> dict:
+        """One request's lines through the scorer (batched with other requests'): /score and OIP v2 infer."""
+        try:
+            return self.scorer.score_documents(["\n".join(lines)])[0]
+        except Exception as exc:  # noqa: BLE001 - the scorer's own message stays in its log: 503, retry
+            raise DependencyDown(f"scorer unavailable ({type(exc).__name__})") from None
 
     def _remote_score(self, table):
         wire = arrow_wire.dumps(arrow_wire.for_scoring(table))
@@ -265,9 +291,9 @@ class RCA:
         except registry.ModelNotReady as exc:
             return self._fail("score", "-", exc)
         try:
-            out = self.scorer.score_documents(["\n".join(lines)])[0]
-        except Exception as exc:  # noqa: BLE001 - the scorer's own message stays in its log
-            return self._fail("score", "-", DependencyDown(f"scorer unavailable ({type(exc).__name__})"))
+            out = self._score_lines(lines)
+        except DependencyDown as exc:
+            return self._fail("score", "-", exc)
         metrics.request("score", "-", 200)
         m = self.analyzer.model
         return {"model": {"name": m.name, "version": m.version}, **out}
@@ -304,7 +330,24 @@ class RCA:
                 "loaded_at": m.loaded_at, "load_ms": m.load_ms, "warm_up": self.warm}
 
 
+async def _oip_ready() -> bool:
+    svc = _STATE.get("rca")
+    return svc is not None and await svc.__is_ready__()
+
+
+def _authorize(client: Any, token: str) -> None:
+    """Send the bearer token on every call of a BentoML remote client (beside the entry or at RCA_SCORER_URL).
+    The sync client wraps the async one, whose sessions are made, on first use, with its ``default_headers``
+    (the same dict): so this runs before any call. A scorer in this process (no client) needs nothing."""
+    http = getattr(client, "to_async", None)
+    headers = getattr(http, "default_headers", None)
+    if token and isinstance(headers, dict):
+        headers["Authorization"] = f"Bearer {token}"
+
+
+Scorer.add_asgi_middleware(BearerOnly, token=SETTINGS.api_token)
 RCA.add_asgi_middleware(HTTPGuard, settings=SETTINGS, get_routes={"/model": _model_info, "/corpora": _corpora})
+RCA.mount_asgi_app(oip_rest.build_app(lambda: getattr(_STATE.get("rca"), "oip", None), _oip_ready), path="/")
 
 
 def _start_grpc(analyzer: Analyzer, loaded, settings: ServeSettings):

@@ -30,7 +30,7 @@ K8S_VERSIONS = ("1.30.0", "1.34.0")
 RELEASE = NS = "openstack-rca"
 SECRET_NAMES = {"ANTHROPIC_API_KEY", "RCA_API_TOKEN", "CHROMA_TOKEN"}
 # CRDs kubernetes-validate cannot know: checked by hand below.
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 POD_KINDS = {"Deployment", "StatefulSet", "CronJob", "Pod", "Job", "DaemonSet"}
 
 
@@ -752,6 +752,7 @@ BAD_VALUES = [
      "/ingress/hosts/0/paths/0/pathType", "Prefix"),
     ({"k8sLogs": {"namespaces": ["OpenStack"]}}, "/k8sLogs/namespaces/0", "does not match"),
     ({"corpora": {"store": "/var/lib/corpora"}}, "/corpora/store", "does not match"),
+    ({"observability": {"logFormat": "yaml"}}, "/observability/logFormat", "must be one of"),
 ]
 
 
@@ -880,3 +881,168 @@ def test_storage_class():
     prod = _values("production-values.yaml")
     assert prod["chroma"]["persistence"]["storageClass"] == prod["mlflow"]["persistence"]["storageClass"] == \
         sc["metadata"]["name"]
+
+
+def test_kserve_inferenceservice():
+    """k8s/kserve-inferenceservice.yaml. kubernetes-validate knows no CRDs (InferenceService is one), so the
+    KServe keys are checked by hand; the predictor's pod part (containers, volumes, securityContext, account) is a
+    core PodSpec and is validated as one, strictly."""
+    isvc = yaml.safe_load((K8S / "kserve-inferenceservice.yaml").read_text())
+    assert (isvc["apiVersion"], isvc["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
+    assert set(isvc) == {"apiVersion", "kind", "metadata", "spec"} and set(isvc["spec"]) == {"predictor"}
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
+    pred = copy.deepcopy(isvc["spec"]["predictor"])
+    assert 1 <= pred.pop("minReplicas") <= pred.pop("maxReplicas")
+    (c,) = pred["containers"]
+    assert c["name"] == "kserve-container" and "command" not in c and "args" not in c  # the Bento's entrypoint
+    assert {(p["name"], p["containerPort"]) for p in c["ports"]} == {("http", 3000), ("h2c", 8001)}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 3000}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 3000}
+    env = env_of(c)
+    assert env["RCA_API_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "openstack-rca-secrets",
+                                                                 "key": "RCA_API_TOKEN"}
+    assert env["RCA_GRPC_PORT"]["value"] == "8001"
+    assert not any("value" in e and n in SECRET_NAMES for n, e in env.items())  # secrets only from the Secret
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kserve-predictor"}, "spec": pred}
+    for version in K8S_VERSIONS:
+        kv.validate(pod, version, strict=True)
+    # the probe paths are the ones the HTTP guard leaves open (probes carry no token)
+    guard = pytest.importorskip("bentos.http_guard", reason="the serve extra (starlette, pydantic) is not installed")
+    assert {"/v2/health/ready", "/v2/health/live"} <= guard.OPEN_PATHS
+
+
+def test_prometheus_rule_alerts_on_errors_latency_and_no_model(chart, rendered):
+    """Off by default; on, three alerts whose PromQL parses and reads the metrics the service exports, scoped to
+    this release's scrape job."""
+    promql = pytest.importorskip("promql_parser")
+    assert not [o for o in rendered["default"] if o["kind"] == "PrometheusRule"]
+    objs = render(chart, {"serviceMonitor": {"enabled": True},
+                          "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"},
+                                             "errorRatio": 0.02, "p95Seconds": 12}})
+    rule = one(objs, "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    (group,) = rule["spec"]["groups"]
+    alerts = {r["alert"]: r for r in group["rules"]}
+    assert set(alerts) == {"RCAHighErrorRate", "RCAAnalyzeLatencyHigh", "RCAModelNotReady"}
+    for r in alerts.values():
+        promql.parse(r["expr"])  # raises on invalid PromQL
+        assert f'namespace="{NS}"' in r["expr"] and f'job="{RELEASE}"' in r["expr"]
+        assert r["for"] == "10m" and r["labels"]["severity"] == "warning" and r["annotations"]["summary"]
+    assert 'rca_requests_total{' in alerts["RCAHighErrorRate"]["expr"] and '"5.."' in alerts["RCAHighErrorRate"]["expr"]
+    assert alerts["RCAHighErrorRate"]["expr"].rstrip().endswith("> 0.02")
+    assert "histogram_quantile(0.95" in alerts["RCAAnalyzeLatencyHigh"]["expr"] and "rca_analyze_seconds_bucket" in \
+        alerts["RCAAnalyzeLatencyHigh"]["expr"] and alerts["RCAAnalyzeLatencyHigh"]["expr"].rstrip().endswith("> 12")
+    assert "rca_model_info" in alerts["RCAModelNotReady"]["expr"]
+    # the job label Prometheus gives the scraped series is the Service the ServiceMonitor selects
+    assert one(objs, "Service", name=RELEASE)
+
+
+# ------------------------------------------------------------------------------------ the scorer apart (issue 14)
+
+SCORER_APART = {"scorer": {"enabled": True, "autoscaling": {"enabled": True}},
+                "networkPolicy": {"rca": {"enabled": True}}}
+
+
+def test_scorer_is_in_the_rca_pods_by_default(rendered):
+    for objs in rendered.values():
+        assert not [o for o in objs if o["metadata"]["labels"].get("app.kubernetes.io/component") == "scorer"]
+        assert "RCA_SCORER_URL" not in env_of(pod_spec(rca_deployment(objs))["containers"][0])
+
+
+def test_scorer_apart_renders_valid_objects(chart):
+    objs = render(chart, SCORER_APART)
+    report = helm.lint(CHART, SCORER_APART, strict=True, namespace=NS, kube_version="v" + K8S_VERSIONS[0])
+    assert report["errors"] == [], report
+    for version in K8S_VERSIONS:
+        for obj in objs:
+            if (obj["apiVersion"], obj["kind"]) not in CRD_KINDS:
+                kv.validate(clean(obj), version, strict=True)
+    kinds = {o["kind"] for o in objs if o["metadata"]["labels"].get("app.kubernetes.io/component") == "scorer"}
+    assert kinds == {"Deployment", "Service", "HorizontalPodAutoscaler", "NetworkPolicy"}
+
+
+def test_scorer_deployment_service_hpa_and_the_entry_wiring(chart):
+    objs = render(chart, {**SCORER_APART, "scorer": {**SCORER_APART["scorer"], "port": 3100}})
+    dep, svc = one(objs, "Deployment", component="scorer"), one(objs, "Service", component="scorer")
+    hpa = one(objs, "HorizontalPodAutoscaler", component="scorer")
+    labels = pod_labels(dep)
+    assert matches(svc["spec"]["selector"], labels) and not matches(svc["spec"]["selector"],
+                                                                    pod_labels(rca_deployment(objs)))
+    assert hpa["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"] and "replicas" not in dep["spec"]
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
+    (c,) = pod_spec(dep)["containers"]
+    assert c["command"][:3] == ["bentoml", "serve", "bentos.service:Scorer"]
+    assert c["command"][c["command"].index("--port") + 1] == "3100"
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": 3100, "grpc": 8001}
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"http": 3100, "grpc": 8001}
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # its own resources, and only the secret it needs (no Anthropic key, no Chroma token)
+    assert c["resources"] == yaml.safe_load((CHART / "values.yaml").read_text())["scorer"]["resources"]
+    assert c["resources"] != pod_spec(rca_deployment(objs))["containers"][0]["resources"]
+    assert set(env_of(c)) == {"RCA_API_TOKEN"}
+    # the entry calls the scorer's Service and serves no gRPC itself
+    (entry,) = pod_spec(rca_deployment(objs))["containers"]
+    url = f"http://{svc['metadata']['name']}:3100"
+    assert env_of(entry)["RCA_SCORER_URL"]["value"] == url
+    assert [p["name"] for p in entry["ports"]] == ["http"]
+    rca_policy = one(objs, "NetworkPolicy", name=RELEASE)
+    assert {p["port"] for p in rca_policy["spec"]["ingress"][0]["ports"]} == {3000}
+    # the scorer loads the model from MLflow: the MLflow policy lets it in
+    mlflow = one(objs, "NetworkPolicy", component="mlflow")
+    assert _policy_admits(mlflow, labels, 5000)
+
+
+def test_scorer_network_policy_admits_only_the_entry(chart):
+    objs = render(chart, SCORER_APART)
+    dep = one(objs, "Deployment", component="scorer")
+    policy = one(objs, "NetworkPolicy", component="scorer")
+    scorer, entry = pod_labels(dep), pod_labels(rca_deployment(objs))
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert matches(policy["spec"]["podSelector"]["matchLabels"], scorer)
+    assert not matches(policy["spec"]["podSelector"]["matchLabels"], entry)
+    (rule,) = policy["spec"]["ingress"]  # no grpcFrom: one rule, HTTP from the entry
+    assert rule["ports"] == [{"protocol": "TCP", "port": 3000}]
+    assert all(set(peer) == {"podSelector"} for peer in rule["from"])
+    assert _policy_admits(policy, entry, 3000)
+    for stranger in (scorer, {**entry, "app.kubernetes.io/instance": "someone-else"},
+                     {**entry, "app.kubernetes.io/component": "test"}, pod_labels(one(objs, "StatefulSet")),
+                     {**entry, "app.kubernetes.io/component": "retrain"}, {"app": "anything"}):
+        assert not _policy_admits(policy, stranger, 3000), stranger
+    assert not _policy_admits(policy, entry, 8001)  # the entry never calls gRPC
+    # gRPC clients only when listed
+    peers = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "oip-clients"}}}]
+    objs = render(chart, {**SCORER_APART, "networkPolicy": {"scorer": {"grpcFrom": peers}}})
+    policy = one(objs, "NetworkPolicy", component="scorer")
+    assert [(r["from"], [p["port"] for p in r["ports"]]) for r in policy["spec"]["ingress"]][1] == (peers, [8001])
+
+
+@pytest.mark.parametrize("values, needle", [
+    ({"scorer": {"enabled": True, "port": "http"}}, "/scorer/port"),
+    ({"scorer": {"enabled": True, "replicas": 2}}, "additional properties 'replicas'"),
+    ({"networkPolicy": {"scorer": {"grpcFrom": "everyone"}}}, "/networkPolicy/scorer/grpcFrom"),
+])
+def test_scorer_values_are_checked(chart, values, needle):
+    msg = helm_error(chart, values)
+    assert "don't meet the specifications of the schema" in msg and needle in msg, msg
+
+
+def test_scorer_hpa_guard(chart):
+    with pytest.raises(helm.HelmRenderError) as err:
+        chart.render({"scorer": {"enabled": True, "autoscaling": {"enabled": True, "minReplicas": 4,
+                                                                  "maxReplicas": 2}}}, name=RELEASE, namespace=NS)
+    assert "scorer.autoscaling.maxReplicas must be >= scorer.autoscaling.minReplicas" in str(err.value)
+
+
+def test_traces_and_json_logs_reach_the_pods(chart, rendered):
+    """JSON logs by default in the cluster; an OTLP endpoint turns tracing on with BentoML's own configuration."""
+    from bentos.observability import tracing_config
+
+    cm = configmap_data(rendered["default"])
+    assert cm["RCA_LOG_FORMAT"] == "json" and "RCA_OTLP_ENDPOINT" not in cm and tracing_config(cm) == {}
+    cm = configmap_data(render(chart, {"observability": {"otlpEndpoint": "http://otel-collector.obs:4317",
+                                                         "traceSampleRate": 0.25}}))
+    t = tracing_config(cm)
+    assert t["exporter_type"] == "otlp" and t["sample_rate"] == 0.25
+    assert t["otlp"] == {"protocol": "grpc", "endpoint": "http://otel-collector.obs:4317", "grpc": {"insecure": True}}
+    assert "/metrics" in t["excluded_urls"] and "/readyz" in t["excluded_urls"]

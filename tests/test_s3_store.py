@@ -172,16 +172,19 @@ def test_two_services_share_the_bucket_and_a_killed_ingest_loses_nothing(moto, t
     try:
         small = incident_text(800)
         st, _, out = raw_call(a["base"], "/ingest", json.dumps({"corpus": "shared", "logs": small,
-                                                                "index": False}).encode())
+                                                                "index": True}).encode())
         assert st == 200, out
         records = [r["records"] for r in raw_call(a["base"], "/corpora", None, method="GET")[2]["corpora"]
                    if r["name"] == "shared"][0]
         st, _, rows = raw_call(b["base"], "/corpora", None, method="GET")
         assert st == 200 and [r["records"] for r in rows["corpora"] if r["name"] == "shared"] == [records] \
             and records > 500
-        st, _, rep = raw_call(b["base"], "/analyze", json.dumps({"issue": "instances fail to boot",
+        st, _, rep = raw_call(b["base"], "/analyze", json.dumps({"issue": "instances fail to boot", "mode": "hybrid",
                                                                  "corpus": "shared", "narrate": False}).encode())
         assert st == 200, rep
+        # hybrid on the other replica: the template vectors travel with the corpus, so its own Chroma is not asked
+        assert rep["mode"] == "hybrid" and not rep["warnings"], rep["warnings"]
+        assert max(ev["signals"]["semantic"] for ev in rep["evidence"]) > 0
         assert not (cfg.corpora_dir / "shared").exists()  # in the bucket, not on a replica's disk
 
         big = json.dumps({"corpus": "shared", "logs": incident_text(150_000), "index": False}).encode()

@@ -28,82 +28,30 @@ from __future__ import annotations
 
 import hmac
 import logging
-import struct
 import threading
 from concurrent import futures
-from typing import Any, Callable, Iterable, Sequence
 
 import grpc
-import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from . import grpc_predict_v2_pb2 as pb
 from . import grpc_predict_v2_pb2_grpc as pb_grpc
+from .tensors import (INPUT_NAME, INVALID, MODEL_NAME, NOT_FOUND, TOO_LARGE, UNAVAILABLE, OIPModel,
+                      Rejected, ScoreFn, check_count, check_header, check_inputs, decode_raw_bytes,
+                      decode_raw_input, encode_raw_bytes, output_values, raw_output, response_parameters,
+                      select_outputs, to_lines)
 
+__all__ = ["MODEL_NAME", "AUTH_FAILED", "ScorerServicer", "ScoreFn", "start_server", "encode_raw_bytes",
+           "decode_raw_bytes"]
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "openstack-rca-lstm"
 SERVICE_NAME = "inference.GRPCInferenceService"
-SERVER_NAME = "openstack-rca"
-PLATFORM = "tensorflow"
-INPUT_NAME = "lines"
-# name -> (OIP datatype, record key); the order is the response order when the request names no outputs
-OUTPUTS: dict[str, tuple[str, str]] = {
-    "line_no": ("INT32", "line_no"),
-    "template_id": ("BYTES", "template_id"),
-    "anomaly": ("FP32", "anomaly"),
-    "importance": ("FP32", "importance"),
-    "anomalous": ("BOOL", "anomalous"),
-}
-LINE_COUNTS = ("total", "blank", "continuation", "unparsed", "truncated")
 # These answer without a token: orchestrators probe them (k8s gRPC probes send no metadata).
 OPEN_METHODS = frozenset({f"/{SERVICE_NAME}/ServerLive", f"/{SERVICE_NAME}/ServerReady"})
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 AUTH_FAILED = "missing or invalid bearer token"
-
-ScoreFn = Callable[[list[str]], dict]
-
-
-class _Reject(Exception):
-    """A request error: becomes ``context.abort(code, message)``."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
-# -- OIP tensor encodings --------------------------------------------------------------------------------------
-def encode_raw_bytes(items: Iterable[bytes]) -> bytes:
-    """OIP raw BYTES: each element as a 4-byte little-endian length, then its bytes."""
-    return b"".join(struct.pack("<I", len(b)) + b for b in items)
-
-
-def decode_raw_bytes(raw: bytes, count: int) -> list[bytes]:
-    """The inverse of ``encode_raw_bytes``; raises ``ValueError`` when ``raw`` does not hold ``count`` elements."""
-    out, pos, end = [], 0, len(raw)
-    view = memoryview(raw)
-    while pos < end:
-        if pos + 4 > end:
-            raise ValueError(f"element {len(out)} has a truncated length prefix")
-        (n,) = struct.unpack_from("<I", raw, pos)
-        pos += 4
-        if pos + n > end:
-            raise ValueError(f"element {len(out)} declares {n} bytes but only {end - pos} remain")
-        out.append(bytes(view[pos:pos + n]))
-        pos += n
-        if len(out) > count:
-            break
-    if len(out) != count:
-        raise ValueError(f"shape says {count} elements, raw_input_contents holds {len(out)}"
-                         + (" or more" if pos < end else ""))
-    return out
-
-
-def _raw(datatype: str, values: list) -> bytes:
-    if datatype == "BYTES":
-        return encode_raw_bytes(values)
-    np_type = {"INT32": "<i4", "FP32": "<f4", "BOOL": np.bool_}[datatype]
-    return np.asarray(values, dtype=np_type).tobytes()
+CODES = {INVALID: grpc.StatusCode.INVALID_ARGUMENT, NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+         TOO_LARGE: grpc.StatusCode.RESOURCE_EXHAUSTED, UNAVAILABLE: grpc.StatusCode.UNAVAILABLE}
 
 
 def _fill_contents(contents: pb.InferTensorContents, datatype: str, values: list) -> None:
@@ -113,57 +61,12 @@ def _fill_contents(contents: pb.InferTensorContents, datatype: str, values: list
 
 
 # -- the servicer ----------------------------------------------------------------------------------------------
-class ScorerServicer(pb_grpc.GRPCInferenceServiceServicer):
-    """OIP v2 over one ``score_fn``.
-
-    ``score_fn(lines)`` gets one request's log lines and returns ``{"records": [...], "lines": {...}}`` (the shape
-    of one ``Analyzer.score_documents`` entry). ``model_version_fn`` names the version being served (asked on
-    each call, so a reloaded model shows); ``ready_fn`` says whether inference can run now.
-    """
-
-    def __init__(self, score_fn: ScoreFn, model_name: str = MODEL_NAME, *,
-                 model_version_fn: Callable[[], str] = lambda: "1", ready_fn: Callable[[], bool] = lambda: True,
-                 max_lines: int = 10_000, server_version: str | None = None):
-        if max_lines < 1:
-            raise ValueError("max_lines must be at least 1")
-        self.score_fn = score_fn
-        self.model_name = model_name
-        self.model_version_fn = model_version_fn
-        self.ready_fn = ready_fn
-        self.max_lines = max_lines
-        if server_version is None:
-            from openstack_rca import __version__ as server_version
-        self.server_version = server_version
-
-    # -- helpers --------------------------------------------------------------------------------------------
-    def is_ready(self) -> bool:
-        try:
-            return bool(self.ready_fn())
-        except Exception:  # a failing readiness probe means "not ready", not a crash
-            log.warning("ready_fn raised; reporting not ready", exc_info=True)
-            return False
-
-    def version(self) -> str:
-        try:
-            return str(self.model_version_fn() or "")
-        except Exception:
-            log.warning("model_version_fn raised; reporting no version", exc_info=True)
-            return ""
-
-    def _check_model(self, name: str, version: str) -> str:
-        """The served version, or ``_Reject(NOT_FOUND)`` for another model or version."""
-        if name != self.model_name:
-            raise _Reject(grpc.StatusCode.NOT_FOUND,
-                          f"unknown model {name!r}: this server serves {self.model_name!r}")
-        current = self.version()
-        if version and version != current:
-            raise _Reject(grpc.StatusCode.NOT_FOUND,
-                          f"model {name!r} has no version {version!r} (serving {current or 'none'!r})")
-        return current
+class ScorerServicer(OIPModel, pb_grpc.GRPCInferenceServiceServicer):
+    """OIP v2 over gRPC for one ``score_fn`` (the model and its checks: ``tensors.OIPModel``)."""
 
     @staticmethod
-    def _abort(context: grpc.ServicerContext, err: _Reject):
-        context.abort(err.code, err.message)
+    def _abort(context: grpc.ServicerContext, err: Rejected):
+        context.abort(CODES[err.kind], err.message)
 
     # -- RPCs -----------------------------------------------------------------------------------------------
     def ServerLive(self, request, context):
@@ -174,29 +77,29 @@ class ScorerServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     def ModelReady(self, request, context):
         try:
-            self._check_model(request.name, request.version)
-        except _Reject as err:
+            self.check_model(request.name, request.version)
+        except Rejected as err:
             self._abort(context, err)
         return pb.ModelReadyResponse(ready=self.is_ready())
 
     def ServerMetadata(self, request, context):
-        return pb.ServerMetadataResponse(name=SERVER_NAME, version=self.server_version, extensions=[])
+        return pb.ServerMetadataResponse(**self.server_metadata())
 
     def ModelMetadata(self, request, context):
         try:
-            version = self._check_model(request.name, request.version)
-        except _Reject as err:
+            version = self.check_model(request.name, request.version)
+        except Rejected as err:
             self._abort(context, err)
+        meta = self.model_metadata(version)
         tm = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
-            name=self.model_name, versions=[version] if version else [], platform=PLATFORM,
-            inputs=[tm(name=INPUT_NAME, datatype="BYTES", shape=[-1])],
-            outputs=[tm(name=n, datatype=dt, shape=[-1]) for n, (dt, _) in OUTPUTS.items()])
+            name=meta["name"], versions=meta["versions"], platform=meta["platform"],
+            inputs=[tm(**t) for t in meta["inputs"]], outputs=[tm(**t) for t in meta["outputs"]])
 
     def ModelInfer(self, request, context):
         try:
             return self._infer(request)
-        except _Reject as err:
+        except Rejected as err:
             self._abort(context, err)
         except Exception as exc:  # never a stack trace to the client: one line there, the traceback here
             log.exception("ModelInfer failed (model %s, request id %r)", self.model_name, request.id)
@@ -205,92 +108,43 @@ class ScorerServicer(pb_grpc.GRPCInferenceServiceServicer):
     # -- inference ------------------------------------------------------------------------------------------
     def _lines(self, request: pb.ModelInferRequest) -> tuple[list[str], bool]:
         """The decoded ``lines`` input and whether it came as raw_input_contents."""
-        invalid = grpc.StatusCode.INVALID_ARGUMENT
-        names = [t.name for t in request.inputs]
-        if INPUT_NAME not in names:
-            raise _Reject(invalid, f"missing input {INPUT_NAME!r} (BYTES, shape [-1], one element per log line)"
-                          + (f"; got {names}" if names else ""))
-        extra = [n for n in names if n != INPUT_NAME]
-        if extra or len(names) != 1:
-            raise _Reject(invalid, f"model {self.model_name!r} takes exactly one input, {INPUT_NAME!r}; got {names}")
+        check_inputs([t.name for t in request.inputs], self.model_name)
         tensor = request.inputs[0]
-        if tensor.datatype != "BYTES":
-            raise _Reject(invalid, f"input {INPUT_NAME!r} must have datatype BYTES, got {tensor.datatype or 'none'!r}")
-        shape = list(tensor.shape)
-        if len(shape) != 1 or shape[0] < 0:
-            raise _Reject(invalid, f"input {INPUT_NAME!r} must have shape [n] (one element per log line), "
-                          f"got {shape}")
-        n = shape[0]
-        if n > self.max_lines:
-            raise _Reject(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                          f"request has {n} lines; the limit is {self.max_lines} lines per request")
+        n = check_header(tensor.datatype, list(tensor.shape), self.max_lines)
         raw = len(request.raw_input_contents) > 0
         if raw:
             if len(request.raw_input_contents) != len(request.inputs):
-                raise _Reject(invalid, f"raw_input_contents has {len(request.raw_input_contents)} entries "
-                              f"for {len(request.inputs)} inputs")
+                raise Rejected(INVALID, f"raw_input_contents has {len(request.raw_input_contents)} entries "
+                                        f"for {len(request.inputs)} inputs")
             if tensor.HasField("contents"):
-                raise _Reject(invalid, f"input {INPUT_NAME!r} has both contents and raw_input_contents")
-            try:
-                items = decode_raw_bytes(request.raw_input_contents[0], n)
-            except ValueError as exc:
-                raise _Reject(invalid, f"input {INPUT_NAME!r}: bad raw BYTES encoding: {exc}") from None
+                raise Rejected(INVALID, f"input {INPUT_NAME!r} has both contents and raw_input_contents")
+            items = decode_raw_input(request.raw_input_contents[0], n)
         else:
             c = tensor.contents
             other = [f.name for f, _ in c.ListFields() if f.name != "bytes_contents"]
             if other:
-                raise _Reject(invalid, f"input {INPUT_NAME!r} is BYTES but carries {', '.join(other)}")
+                raise Rejected(INVALID, f"input {INPUT_NAME!r} is BYTES but carries {', '.join(other)}")
             items = list(c.bytes_contents)
-            if len(items) != n:
-                raise _Reject(invalid, f"input {INPUT_NAME!r}: shape says {n} elements, "
-                              f"bytes_contents holds {len(items)}")
-        lines = [b.decode("utf-8", errors="replace") for b in items]
-        # an element holding newlines is several lines once the document is joined: the limit counts those too
-        total = sum(s.count("\n") for s in lines) + len(lines)
-        if total > self.max_lines:
-            raise _Reject(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                          f"request has {total} lines (elements hold newlines); "
-                          f"the limit is {self.max_lines} lines per request")
-        return lines, raw
-
-    def _outputs(self, request: pb.ModelInferRequest) -> list[str]:
-        wanted = [o.name for o in request.outputs]
-        unknown = [n for n in wanted if n not in OUTPUTS]
-        if unknown:
-            raise _Reject(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"unknown output(s) {unknown}; this model has {list(OUTPUTS)}")
-        return list(dict.fromkeys(wanted)) or list(OUTPUTS)
+            check_count(n, len(items), "bytes_contents")
+        return to_lines(items, self.max_lines), raw
 
     def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
-        version = self._check_model(request.model_name, request.model_version)
-        if not self.is_ready():
-            raise _Reject(grpc.StatusCode.UNAVAILABLE, f"model {self.model_name!r} is not ready; retry later")
+        version = self.check_model(request.model_name, request.model_version)
+        self.check_ready()
         lines, raw = self._lines(request)
-        outputs = self._outputs(request)
+        outputs = select_outputs([o.name for o in request.outputs])
 
-        result = self.score_fn(lines)
-        records: Sequence[dict[str, Any]] = result["records"]
-        counts: dict[str, int] = result.get("lines") or {}
+        result = self.score(lines)
+        records = result["records"]
 
         resp = pb.ModelInferResponse(model_name=self.model_name, model_version=version, id=request.id)
-        for key in LINE_COUNTS:
-            if key in counts:
-                resp.parameters[f"lines_{key}"].int64_param = int(counts[key])
-        resp.parameters["records"].int64_param = len(records)
+        for key, value in response_parameters(result).items():
+            resp.parameters[key].int64_param = value
         for name in outputs:
-            datatype, key = OUTPUTS[name]
-            values = [r[key] for r in records]
-            if datatype == "BYTES":
-                values = [str(v).encode("utf-8") for v in values]
-            elif datatype == "INT32":
-                values = [int(v) for v in values]
-            elif datatype == "FP32":
-                values = [float(v) for v in values]
-            else:
-                values = [bool(v) for v in values]
+            datatype, values = output_values(records, name)
             out = resp.outputs.add(name=name, datatype=datatype, shape=[len(values)])
             if raw:
-                resp.raw_output_contents.append(_raw(datatype, values))
+                resp.raw_output_contents.append(raw_output(datatype, values))
             else:
                 _fill_contents(out.contents, datatype, values)
         return resp

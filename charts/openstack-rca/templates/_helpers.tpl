@@ -130,6 +130,15 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-mlflow" (include "openstack-rca.fullname" .) }}
 {{- end }}
 
+{{- define "openstack-rca.scorerFullname" -}}
+{{- printf "%s-scorer" (include "openstack-rca.fullname" .) }}
+{{- end }}
+
+{{/* RCA_SCORER_URL of the RCA pods: the scorer's Service, when the scorer runs apart (scorer.enabled). */}}
+{{- define "openstack-rca.scorerUrl" -}}
+{{- printf "http://%s:%v" (include "openstack-rca.scorerFullname" .) .Values.scorer.port }}
+{{- end }}
+
 {{/* MLFLOW_TRACKING_URI: the external server, the in-cluster Service, or empty (sqlite under RCA_HOME). */}}
 {{- define "openstack-rca.mlflowTrackingUri" -}}
 {{- if .Values.mlflow.external.trackingUri }}
