@@ -232,6 +232,27 @@ def test_corpora_lists_the_readable_and_names_the_unreadable(server, trained):
         shutil.rmtree(cfg.corpora_dir / name, ignore_errors=True)
 
 
+# row 13: a line written to an AI, planted in a simulated failure's logs, is flagged and never the cause
+def test_planted_instructions_are_flagged_through_the_service(server, tmp_path):
+    from openstack_rca import simulate
+
+    from .test_untrusted import PLANTED, _planted_line
+
+    truth = simulate.simulate("neutron_vif_failure", tmp_path, lines=3000, seed=3)
+    ref = truth["root_cause"][0]  # in nova-compute's log: the planted line takes its header
+    lines = (tmp_path / ref["file"]).read_text().splitlines()
+    lines.insert(ref["line"] - 1, _planted_line(ref["text"]))
+    assert len(lines) <= 1000  # the module server's line limit
+    body = {"issue": "instances fail to boot on compute-2", "logs": "\n".join(lines), "mode": "fast",
+            "narrate": True}
+    status, _, rep = raw_call(server["base"], "/analyze", json.dumps(body).encode())
+    assert status == 200, rep
+    flagged = [ev for ev in rep["evidence"] if ev.get("untrusted")]
+    assert flagged and PLANTED[0] in flagged[0]["text"]
+    assert not rep["evidence"][0].get("untrusted") and "firewall" not in rep["root_cause"]["summary"]
+    assert "firewall" not in json.dumps(rep["narrative"]).lower()
+
+
 # 3. the body limit on every route
 @pytest.mark.parametrize("path", ["/model", "/no-such-route", "/analyze"])
 def test_body_limit_on_every_route(server, path):

@@ -20,6 +20,8 @@ import pytest
 
 from openstack_rca import simulate
 
+from openstack_rca.warmup import incident_text
+
 from .serve_process import kill_tree, serve
 from .test_service import BENTOML, ROOT, TOKEN, _free_port, call
 
@@ -165,6 +167,11 @@ def test_scorer_killed_entry_not_ready_within_a_second(split):
     doc = {"inputs": [{"name": "lines", "shape": [1], "datatype": "BYTES", "data": ["a line"]}]}
     status, headers = _status(entry.base, f"/v2/models/{MODEL}/infer", doc)
     assert status == 503 and headers.get("retry-after") == "10", headers
+    # an analysis needs the scorer too: the same clean 503, never a 500 (issue 13, row 9)
+    status, headers = _status(entry.base, "/analyze", {"issue": "instances fail to boot", "mode": "fast",
+                                                      "narrate": False, "logs": incident_text(300)})
+    assert status == 503 and headers.get("retry-after") == "10", headers
+    assert "Traceback" not in headers["body"] and json.loads(headers["body"])["request_id"]
     assert _status(entry.base, "/livez", token=None)[0] == 200  # alive: Kubernetes must not restart it
 
 
