@@ -19,13 +19,14 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, ContextManager, Protocol
+from typing import Any, Callable, ContextManager, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .config import RCAConfig
+from .errors import InputNotFound, RCAError
 from .retrieve.index import collection_name
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,25 @@ _S3: dict[tuple, Any] = {}
 
 
 # -- one version's files: what any store writes and reads ------------------------------------------------------
+def open_current(st: CorpusStore, name: str, read: Callable[[str], Corpus],
+                 unreadable: tuple[type[BaseException], ...]) -> Corpus:
+    """``name``'s current version through ``read(version_id)``, for any store: a version collected between
+    resolving and reading (FileNotFoundError) is retried with the newer one; ``unreadable`` errors mean a
+    damaged corpus (ingest it again), anything else propagates (the store's own errors)."""
+    for _ in range(5):
+        vid = st.current(name)
+        if vid is None:
+            known = ", ".join(m["name"] for m in st.list()) or "none yet"
+            raise InputNotFound(f"no corpus named {name!r} (ingested: {known}); run rca ingest PATH --corpus {name}")
+        try:
+            return read(vid)
+        except FileNotFoundError:
+            continue
+        except unreadable as exc:
+            raise RCAError(f"corpus {name!r} is unreadable ({type(exc).__name__}); ingest it again") from None
+    raise RCAError(f"corpus {name!r} kept changing while it was read; retry")
+
+
 def write_version(directory: Path, table: pa.Table | None, scores: pa.Table, meta: dict[str, Any],
                   vectors: Vectors | None = None) -> None:
     """Write a version's files (``table`` None: the records are already there, e.g. linked from the last one)."""

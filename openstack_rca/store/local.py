@@ -23,8 +23,8 @@ from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 
-from ..corpus import FILES, Corpus, Vectors, read_version, stamp_meta, write_version
-from ..errors import InputNotFound, RCAError
+from ..corpus import FILES, Corpus, Vectors, open_current, read_version, stamp_meta, write_version
+from ..errors import RCAError
 from ..retrieve.index import collection_name
 from .fs import flock, fsync_dir, fsync_file, replace_text, storage_error
 
@@ -75,19 +75,8 @@ class LocalCorpusStore:
 
     def open(self, name: str) -> Corpus:
         d = self._dir(name)
-        for _ in range(5):
-            vid = self.current(name)
-            if vid is None:
-                known = ", ".join(m["name"] for m in self.list()) or "none yet"
-                raise InputNotFound(f"no corpus named {name!r} (ingested: {known}); "
-                                    f"run rca ingest PATH --corpus {name}")
-            try:
-                return read_version(self._vdir(d, vid), name, vid)
-            except FileNotFoundError:
-                continue  # superseded and collected between resolving and reading: take the newer one
-            except (OSError, ValueError, pa.ArrowException) as exc:
-                raise RCAError(f"corpus {name!r} is unreadable ({type(exc).__name__}); ingest it again") from None
-        raise RCAError(f"corpus {name!r} kept changing while it was read; retry")
+        return open_current(self, name, lambda vid: read_version(self._vdir(d, vid), name, vid),
+                            (OSError, ValueError, pa.ArrowException))
 
     def list(self) -> list[dict[str, Any]]:
         rows, self.skipped = [], []

@@ -31,8 +31,8 @@ from urllib.parse import urlparse
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..corpus import FILES, Corpus, Vectors, load_vectors, stamp_meta, write_version
-from ..errors import DependencyDown, InputNotFound, InvalidInput, RCAError, StoreBusy
+from ..corpus import FILES, Corpus, Vectors, load_vectors, open_current, stamp_meta, write_version
+from ..errors import DependencyDown, InvalidInput, RCAError, StoreBusy
 from ..retrieve.index import collection_name
 from .local import CURRENT, _VERSION, _new_id
 
@@ -121,21 +121,8 @@ class S3CorpusStore:
 
     def open(self, name: str) -> Corpus:
         self._name(name)
-        with self._s3(f"reading corpus {name!r}"):
-            for _ in range(5):
-                vid = self.current(name)
-                if vid is None:
-                    known = ", ".join(m["name"] for m in self.list()) or "none yet"
-                    raise InputNotFound(f"no corpus named {name!r} (ingested: {known}); "
-                                        f"run rca ingest PATH --corpus {name}")
-                try:
-                    return self._read(name, vid)
-                except FileNotFoundError:
-                    continue  # collected between resolving and reading: take the newer one
-                except (ValueError, pa.ArrowException) as exc:
-                    raise RCAError(f"corpus {name!r} is unreadable ({type(exc).__name__}); ingest it again") \
-                        from None
-        raise RCAError(f"corpus {name!r} kept changing while it was read; retry")
+        with self._s3(f"reading corpus {name!r}"):  # S3's own failures: DependencyDown
+            return open_current(self, name, lambda vid: self._read(name, vid), (ValueError, pa.ArrowException))
 
     def _read(self, name: str, vid: str) -> Corpus:
         blobs: dict[str, bytes] = {}
