@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -195,14 +196,12 @@ def test_token_protected_server(trained, incident, protected_chroma, monkeypatch
 
 
 def test_reingest_replaces_the_collection_and_orphans_are_pruned(trained, incident, chroma_server, tmp_path,
-                                                                  monkeypatch, capsys):
+                                                                  monkeypatch):
     """The collection follows the published version: a re-ingest of other logs leaves exactly its templates,
     and `rca corpora --prune-index` drops collections no corpus owns (a deleted corpus, the older naming)."""
     import json
 
     import chromadb
-
-    from openstack_rca import cli
 
     proc, port = chroma_server
     monkeypatch.setenv("CHROMA_HOST", "127.0.0.1")
@@ -224,9 +223,12 @@ def test_reingest_replaces_the_collection_and_orphans_are_pruned(trained, incide
     client.create_collection("rca-swap")  # what the older naming (rca-<name>) left behind
     a.ingest([other], "gone", index=True)
     corpus.delete(cfg, "gone")  # a deleted corpus leaves its collection too
-    monkeypatch.setenv("RCA_HOME", str(cfg.home))
-    assert cli.main(["corpora", "--prune-index", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    # the CLI as a user runs it (in a process of its own: it quiets library loggers for its lifetime)
+    env = {**os.environ, "RCA_HOME": str(cfg.home), "CHROMA_HOST": "127.0.0.1", "CHROMA_PORT": str(port)}
+    res = subprocess.run([sys.executable, "-m", "openstack_rca", "corpora", "--prune-index", "--json"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
     assert sorted(out["pruned"]) == sorted(["rca-swap", collection_name("gone")])
     names = {c.name for c in client.list_collections()}
     assert collection_name("swap") in names and "rca-swap" not in names and collection_name("gone") not in names
