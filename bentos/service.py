@@ -193,6 +193,7 @@ class RCA:
 
         corpus.cleanup(self.cfg)  # what writers killed mid-ingest left behind (corpora being written: skipped)
         _authorize(self.scorer, SETTINGS.api_token)  # the scorer answers token holders only (BearerOnly)
+        _authorize(self.narrator, SETTINGS.api_token)  # so does the narrator, which spends the Claude key
         self.analyzer = Analyzer(self.cfg, scorer=self._remote_score, narrator=_RemoteNarrator(self.narrator))
         self.loaded_at = None
         self.started = time.monotonic()
@@ -346,6 +347,7 @@ def _authorize(client: Any, token: str) -> None:
 
 
 Scorer.add_asgi_middleware(BearerOnly, token=SETTINGS.api_token)
+Narrator.add_asgi_middleware(BearerOnly, token=SETTINGS.api_token)
 RCA.add_asgi_middleware(HTTPGuard, settings=SETTINGS, get_routes={"/model": _model_info, "/corpora": _corpora})
 RCA.mount_asgi_app(oip_rest.build_app(lambda: getattr(_STATE.get("rca"), "oip", None), _oip_ready), path="/")
 

@@ -123,6 +123,23 @@ def test_the_scorer_answers_the_token_holder_only(split):
     assert call(base, "/readyz", token=None)[0] == 200
 
 
+def test_the_narrator_answers_the_token_holder_only(trained, tmp_path_factory, tmp_path):
+    """The narrator spends the Claude key: on its own port (served alone here) it narrates for token holders
+    only, like the scorer; the entry sends the token (the all-in-one and split tests narrate through it)."""
+    cfg, _ = trained
+    port = _free_port()
+    narrator = serve(["bentos.service:Narrator"], port, _env(cfg, tmp_path_factory), tmp_path / "narrator.log")
+    try:
+        body = {"report": {"issue": "x", "evidence": [], "root_cause": None}}
+        status, err = call(narrator.base, "/narrate", body, token=None)
+        assert status == 401 and "bearer token" in err["error"]
+        assert call(narrator.base, "/ping", {}, token="wrong")[0] == 401
+        status, out = call(narrator.base, "/ping", {})
+        assert status == 200 and out == {"claude": False}, out
+    finally:
+        narrator.stop()
+
+
 def test_the_scorer_alone_serves_grpc(split):
     grpcclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient is a dev dependency")
     import numpy as np
