@@ -92,7 +92,8 @@ class Analyzer:
             if self._embedder is None:
                 r = self.cfg.retrieval
                 self._embedder = Embedder(r.embedding_model, batch_size=r.embed_batch, backend=r.embedding_backend,
-                                          cache_dir=r.cache_path() / "embeddings")
+                                          cache_dir=r.cache_path() / "embeddings",
+                                          cache_max_vectors=r.cache_max_vectors)
             return self._embedder
 
     def semantic_index(self) -> SemanticIndex:

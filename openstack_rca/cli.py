@@ -100,15 +100,20 @@ def cmd_simulate(args: argparse.Namespace, cfg: RCAConfig) -> int:
 def cmd_cache(args: argparse.Namespace, cfg: RCAConfig) -> int:
     from .parse.cache import ParsedCache
     from .parse.templates import TemplateStore
+    from .retrieve.cache import EmbeddingCache
 
     parsed = ParsedCache(cfg.parsed_cache_dir)
     tpath = cfg.templates_path
+    # the per-machine embedding cache (shared by every RCA_HOME), opened without loading the embedding model
+    vectors = EmbeddingCache(cfg.retrieval.cache_path() / "embeddings" / "vectors.sqlite3",
+                             max_vectors=cfg.retrieval.cache_max_vectors)
     if args.cache_cmd == "info":
         info = {
             "home": str(cfg.home),
             "parsed": parsed.info(),
             "templates": {"path": str(tpath), "templates": len(TemplateStore(tpath)),
                           "bytes": tpath.stat().st_size if tpath.is_file() else 0},
+            "embeddings": vectors.info(),
         }
         if args.json:
             _print_json(info)
@@ -120,6 +125,8 @@ def cmd_cache(args: argparse.Namespace, cfg: RCAConfig) -> int:
                 "parsed records": f"{info['parsed']['entries']} files, {info['parsed']['bytes']:,} bytes "
                                   f"({info['parsed']['path']})",
                 "templates": f"{info['templates']['templates']} templates ({info['templates']['path']})",
+                "embeddings": f"{info['embeddings']['vectors']:,} of at most {info['embeddings']['max_vectors']:,} "
+                              f"vectors, {info['embeddings']['bytes']:,} bytes ({info['embeddings']['path']})",
             })
         return 0
     cleared: dict[str, int] = {}
@@ -130,6 +137,8 @@ def cmd_cache(args: argparse.Namespace, cfg: RCAConfig) -> int:
         for p in (tpath, tpath.with_suffix(".lock")):
             p.unlink(missing_ok=True)
         cleared["templates"] = n
+    if args.target == "embeddings":  # per machine, shared by every RCA_HOME: only when named, never with "all"
+        cleared["embeddings"] = vectors.clear()
     if args.json:
         _print_json({"cleared": cleared})
     else:
@@ -499,7 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
         cp = csub.add_parser(name, help=help_)
         cp.add_argument("--json", action="store_true", help="machine-readable output on stdout")
         if name == "clear":
-            cp.add_argument("--target", choices=("all", "parsed", "templates"), default="all")
+            cp.add_argument("--target", choices=("all", "parsed", "templates", "embeddings"), default="all",
+                            help="all = this RCA_HOME's caches; embeddings = the machine's embedding cache "
+                                 "(shared by every RCA_HOME), only when named")
 
     p = add("train", cmd_train, "Train the DeepLog LSTM and TF-IDF on logs; register the model in MLflow.")
     p.add_argument("--logs", nargs="+", required=True, metavar="PATH", help="log files or directories (mostly normal)")

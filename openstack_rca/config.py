@@ -108,14 +108,16 @@ class RetrievalConfig:
     cache_dir: str = ""
     """Per machine, shared by every RCA_HOME: the exported embedding model, its check and the embeddings already
     computed. '' = $XDG_CACHE_HOME/openstack-rca, else ~/.cache/openstack-rca."""
+    cache_max_vectors: int = 200_000
+    """Most embeddings kept in that cache (~1.5 KB each, ~300 MB at the default); past it the oldest go."""
 
     def __post_init__(self) -> None:
         if not self.embedding_model:
             raise ConfigError("retrieval.embedding_model must not be empty")
         if self.embedding_backend not in ("onnx", "torch"):
             raise ConfigError(f"retrieval.embedding_backend must be onnx or torch (got {self.embedding_backend!r})")
-        if self.query_k < 1 or self.embed_batch < 1:
-            raise ConfigError("retrieval.query_k and retrieval.embed_batch must be >= 1")
+        if self.query_k < 1 or self.embed_batch < 1 or self.cache_max_vectors < 1:
+            raise ConfigError("retrieval.query_k, retrieval.embed_batch and retrieval.cache_max_vectors must be >= 1")
 
     def host(self, env: typing.Mapping[str, str] | None = None) -> str:
         env = os.environ if env is None else env

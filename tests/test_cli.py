@@ -90,6 +90,24 @@ def test_cache_info_and_clear(tmp_path, rca_home):
     assert json.loads(rca("templates", "--json").stdout) == []
 
 
+def test_cache_info_and_clear_cover_the_machine_embedding_cache(tmp_path, rca_home, monkeypatch):
+    """Shown by `rca cache info`, cleared only when named (it is shared by every RCA_HOME on the machine)."""
+    import numpy as np
+
+    from openstack_rca.retrieve.cache import EmbeddingCache
+
+    monkeypatch.setenv("RCA_RETRIEVAL_CACHE_DIR", str(tmp_path / "machine-cache"))
+    EmbeddingCache(tmp_path / "machine-cache" / "embeddings" / "vectors.sqlite3").put(
+        "m", ["a", "b", "c"], np.ones((3, 4), np.float32))
+    info = json.loads(rca("cache", "info", "--json").stdout)["embeddings"]
+    assert info["vectors"] == 3 and info["max_vectors"] == 200_000 and info["path"].startswith(str(tmp_path))
+    assert "embeddings" not in json.loads(rca("cache", "clear", "--json").stdout)["cleared"]
+    assert json.loads(rca("cache", "info", "--json").stdout)["embeddings"]["vectors"] == 3
+    cleared = json.loads(rca("cache", "clear", "--target", "embeddings", "--json").stdout)["cleared"]
+    assert cleared == {"embeddings": 3}
+    assert json.loads(rca("cache", "info", "--json").stdout)["embeddings"]["vectors"] == 0
+
+
 def test_templates_command_lists_learned_templates(tmp_path):
     p = write(tmp_path / "nova-compute.log", "\n".join(LINES) + "\n")
     rca("parse", str(p), "--json", "--summary")

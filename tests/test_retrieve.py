@@ -135,3 +135,35 @@ def test_template_texts_one_per_template():
                   "template": ["Instance <*> failed to spawn", "AMQP    server <*> unreachable", "x"]})
     assert template_texts(t) == {"a": "Instance failed to spawn", "b": "AMQP server unreachable"}
     assert template_texts(t.slice(0, 0)) == {}
+
+
+def test_the_cache_is_bounded_and_keeps_the_newest(tmp_path):
+    c = EmbeddingCache(tmp_path / "v.sqlite3", max_vectors=100)
+    for batch in range(12):  # 120 vectors written, 10 at a time
+        texts = [f"t{batch}-{i}" for i in range(10)]
+        c.put("m", texts, np.full((10, 4), batch, np.float32))
+    info = c.info()
+    assert 90 <= info["vectors"] <= 100 and info["max_vectors"] == 100 and info["bytes"] > 0
+    assert c.get("m", [f"t11-{i}" for i in range(10)]).keys() == {f"t11-{i}" for i in range(10)}  # newest kept
+    assert c.get("m", ["t0-0", "t1-0"]) == {}  # the oldest went first
+    assert c.clear() == info["vectors"] and c.info()["vectors"] == 0
+
+
+def test_a_cache_from_before_the_bound_is_upgraded_in_place(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "v.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE vectors (model TEXT NOT NULL, key BLOB NOT NULL, vec BLOB NOT NULL, "
+                 "PRIMARY KEY (model, key)) WITHOUT ROWID")
+    old = EmbeddingCache(tmp_path / "seed.sqlite3")
+    old.put("m", ["kept"], np.ones((1, 4), np.float32))  # the same key and blob an old process wrote
+    for row in sqlite3.connect(tmp_path / "seed.sqlite3").execute("SELECT model, key, vec FROM vectors"):
+        conn.execute("INSERT INTO vectors VALUES (?, ?, ?)", row)
+    conn.commit()
+    conn.close()
+    c = EmbeddingCache(path, max_vectors=3)
+    assert c.get("m", ["kept"])["kept"].tolist() == [1.0] * 4  # still read after the upgrade
+    for t in ("a", "b", "c"):  # the fourth row is over the bound: down to 90% of 3, the oldest first
+        c.put("m", [t], np.zeros((1, 4), np.float32))
+    assert set(c.get("m", ["kept", "a", "b", "c"])) == {"b", "c"}  # the old row counted as the oldest

@@ -91,7 +91,7 @@ class Embedder:
     """Unit-length embeddings (cosine = dot product). The backend loads on the first text not in the cache."""
 
     def __init__(self, name: str = "all-MiniLM-L6-v2", *, batch_size: int = 16, backend: str = "onnx",
-                 cache_dir: Path | None = None):
+                 cache_dir: Path | None = None, cache_max_vectors: int = 200_000):
         if backend not in ("onnx", "torch"):
             raise EmbeddingUnavailable(f"embedding backend must be onnx or torch (got {backend!r})")
         if cache_dir is None:
@@ -106,7 +106,7 @@ class Embedder:
         self.requested_backend = backend
         self.backend = backend
         self.cache_dir = Path(cache_dir)
-        self.cache = EmbeddingCache(self.cache_dir / "vectors.sqlite3")
+        self.cache = EmbeddingCache(self.cache_dir / "vectors.sqlite3", max_vectors=cache_max_vectors)
         self.computed = 0  # texts this process ran through the model (cache misses)
         self._model = None
         self._lean: tuple[Any, Any, bool] | None = None
