@@ -424,7 +424,7 @@ def test_production_scaling_pdb_ingress(rendered):
     dep = rca_deployment(objs)
     assert "replicas" not in dep["spec"]  # the HPA owns it
     assert prod["replicaCount"] >= 3
-    hpa = one(objs, "HorizontalPodAutoscaler")
+    hpa = one(objs, "HorizontalPodAutoscaler", name=RELEASE)  # the scorer, apart in production, has its own
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
                                              "name": dep["metadata"]["name"]}
@@ -530,7 +530,8 @@ def test_rca_ingress_policy(rendered):
     assert matches(policy["spec"]["podSelector"]["matchLabels"], pod_labels(rca_deployment(objs)))
     assert _policy_admits(policy, pod_labels(one(objs, "Pod", component="test")), 3000)
     (rule,) = policy["spec"]["ingress"]
-    assert {p["port"] for p in rule["ports"]} == {3000, 8001}
+    # with the scorer apart (production) gRPC is served by the scorer's pods, not the RCA pods
+    assert {p["port"] for p in rule["ports"]} == {3000}
     namespaces = [p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in rule["from"]
                   if "namespaceSelector" in p]
     assert namespaces == ["ingress-nginx", "monitoring"]
@@ -945,7 +946,9 @@ SCORER_APART = {"scorer": {"enabled": True, "autoscaling": {"enabled": True}},
 
 
 def test_scorer_is_in_the_rca_pods_by_default(rendered):
-    for objs in rendered.values():
+    for name, objs in rendered.items():
+        if ((_values(VALUE_SETS[name]) or {}).get("scorer") or {}).get("enabled"):
+            continue  # production runs it apart (test_production_runs_the_scorer_apart)
         assert not [o for o in objs if o["metadata"]["labels"].get("app.kubernetes.io/component") == "scorer"]
         assert "RCA_SCORER_URL" not in env_of(pod_spec(rca_deployment(objs))["containers"][0])
 
@@ -1046,3 +1049,17 @@ def test_traces_and_json_logs_reach_the_pods(chart, rendered):
     assert t["exporter_type"] == "otlp" and t["sample_rate"] == 0.25
     assert t["otlp"] == {"protocol": "grpc", "endpoint": "http://otel-collector.obs:4317", "grpc": {"insecure": True}}
     assert "/metrics" in t["excluded_urls"] and "/readyz" in t["excluded_urls"]
+
+
+def test_production_runs_the_scorer_apart(rendered):
+    """The production values scale the LSTM scorer on its own: a Deployment with its HPA, the RCA pods pointed at
+    its Service, and only the RCA pods admitted to it."""
+    objs = rendered["production"]
+    scorer = one(objs, "Deployment", component="scorer")
+    hpa = one(objs, "HorizontalPodAutoscaler", component="scorer")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == scorer["metadata"]["name"] and "replicas" not in scorer["spec"]
+    svc = one(objs, "Service", component="scorer")
+    url = env_of(pod_spec(rca_deployment(objs))["containers"][0])["RCA_SCORER_URL"]["value"]
+    assert url == f"http://{svc['metadata']['name']}:{svc['spec']['ports'][0]['port']}"
+    policy = one(objs, "NetworkPolicy", component="scorer")
+    assert _policy_admits(policy, pod_labels(rca_deployment(objs)), 3000)
