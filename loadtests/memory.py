@@ -53,6 +53,9 @@ class Sampler:
         if not kept:
             return {"samples": 0}
         (t0, first), (t1, last) = kept[0], kept[-1]
+        # one point a minute of the window: whether memory levels off (caches filling) or keeps climbing (a leak)
+        by_minute = [m for t, m in kept if (t - t0) % 60 < self.every][:60]
         return {"samples": len(kept), "start_mb": first, "end_mb": last, "peak_mb": max(m for _, m in kept),
                 "growth_mb": round(last - first, 1),
-                "growth_mb_per_min": round((last - first) / ((t1 - t0) / 60), 1) if t1 > t0 else None}
+                "growth_mb_per_min": round((last - first) / ((t1 - t0) / 60), 1) if t1 > t0 else None,
+                "by_minute_mb": by_minute}

@@ -419,6 +419,8 @@ def describe(res: dict) -> str:
         out.append(f"server memory (RSS of bentoml serve and its workers, measured window): {m['start_mb']:,.0f} -> "
                    f"{m['end_mb']:,.0f} MB, peak {m['peak_mb']:,.0f} MB, growth {m['growth_mb']:+,.0f} MB "
                    f"({m['growth_mb_per_min']} MB/min, {m['samples']} samples)")
+        if len(m.get("by_minute_mb") or []) > 2:
+            out.append("  each minute: " + " -> ".join(f"{v:,.0f}" for v in m["by_minute_mb"]) + " MB")
     if res.get("locust_exit"):
         out.append(f"locust exit status {res['locust_exit']} (log {res['locust_log']})")
     for f in res["failures"]:
